@@ -1,0 +1,20 @@
+# The two commands: `make demo` and `make test`. Each sets everything up first.
+.PHONY: setup demo test bench lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/fleetlens demo
+
+test: setup
+	.venv/bin/python -m pytest -n 2 -q
+
+bench: setup
+	.venv/bin/python bench/parse.py
+
+lint: setup
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache demo-data
