@@ -1,0 +1,115 @@
+"""The one command line: ``fleetlens simulate | collect | parse | demo``.
+
+Each subcommand parses its flags, builds objects and calls library functions; this module is the only
+place that turns fleetlens errors into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analytics.errors import FleetlensError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _parse_time(value: str) -> datetime:
+    """An ISO 8601 time; naive times are UTC."""
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from fleetlens.commands import parse_file
+
+    return parse_file(Path(args.file), fmt=args.format, strict=args.strict, limit=args.limit)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from fleetlens.commands import simulate
+
+    return simulate(
+        config_path=args.config, seed=args.seed, speed=args.speed, duration_s=args.duration,
+        files_dir=args.write_files,
+    )
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from fleetlens.commands import collect
+
+    return collect(
+        config_path=args.config, data_dir=args.data_dir, rounds=args.rounds, prometheus=args.prometheus,
+        start=args.start, end=args.end, pod_list=args.pod_list,
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fleetlens.commands import demo
+
+    return demo(data_dir=Path(args.data_dir), minutes=args.minutes, seed=args.seed, config_path=args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fleetlens", description="Observability, SLO and cost analytics for GPU inference fleets."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("parse", help="parse a Prometheus/OpenMetrics exposition file and print its samples")
+    p.add_argument("file", help="exposition text file ('-' for standard input)")
+    p.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format")
+    p.add_argument("--strict", action="store_true", help="stop at the first malformed line (exit 1)")
+    p.add_argument("--limit", type=int, default=None, help="print at most this many samples (table)")
+    p.set_defaults(func=_cmd_parse)
+
+    p = sub.add_parser("simulate", help="serve the embedded simulated fleet's /metrics endpoints on 127.0.0.1")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (its simulator section)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: config or 7)")
+    p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
+    p.add_argument("--write-files", type=Path, default=None,
+                   help="also write the request log, rollout events and pod/node lists to this folder")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("collect", help="scrape targets or query a Prometheus-API URL; write the data sets")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (targets, prometheus, data_dir)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where to write the data sets")
+    p.add_argument("--rounds", type=int, default=1, help="scrape rounds, collect.interval_s apart")
+    p.add_argument("--pod-list", type=Path, default=None,
+                   help="kubectl get pods -A -o json output, to attribute targets to pods")
+    p.add_argument("--prometheus", default=None, help="Prometheus-API URL (instead of scraping)")
+    p.add_argument("--start", type=_parse_time, default=None, help="window start (ISO 8601), with --prometheus")
+    p.add_argument("--end", type=_parse_time, default=None, help="window end (ISO 8601), with --prometheus")
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("demo", help="simulate a fleet, collect some simulated minutes, show what was written")
+    p.add_argument("--data-dir", default="demo-data", help="where to write the data sets")
+    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes to collect")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the simulated fleet")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (its simulator section)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FleetlensError as exc:
+        print(f"fleetlens: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

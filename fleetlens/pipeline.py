@@ -1,0 +1,117 @@
+"""The wiring from sources to stored data sets: scrape rounds or a Prometheus-API window -> Parquet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from analytics.schema import DATASETS, ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, SCRAPES, Dataset
+from collectors.collect import ScrapeBatch, collect_scrape
+from collectors.normalise import Normalised, concat
+from collectors.store import read_dataset, write_dataset
+from collectors.targets import Target
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class CollectSummary:
+    """What a collection run did: rounds, scrape outcomes and rows written per data set."""
+
+    rounds: int = 0
+    scrapes_ok: int = 0
+    scrapes_failed: int = 0
+    dropped_lines: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def add_rows(self, name: str, n: int) -> None:
+        """Count ``n`` rows written to data set ``name``."""
+        self.rows[name] = self.rows.get(name, 0) + n
+
+
+def write_normalised(root: Path, normalised: Normalised, scrapes: pl.DataFrame | None,
+                     summary: CollectSummary) -> None:
+    """Write one batch of normalised frames (and scrape records) to the store."""
+    parts: list[tuple[Dataset, pl.DataFrame | None]] = [
+        (GPU_SAMPLES, normalised.gpu), (ENGINE_SAMPLES, normalised.engine), (ENGINE_HIST, normalised.hist),
+        (SCRAPES, scrapes),
+    ]
+    for ds, frame in parts:
+        if frame is not None and frame.height:
+            write_dataset(root, ds, frame)
+            summary.add_rows(ds.name, frame.height)
+
+
+def collect_rounds(
+    targets: Sequence[Target],
+    *,
+    root: Path,
+    rounds: int,
+    interval_s: float,
+    clock: Clock,
+    before_round: Callable[[int, datetime], None] | None = None,
+    after_round: Callable[[int, ScrapeBatch], None] | None = None,
+    timeout_s: float = 5.0,
+    retries: int = 2,
+    concurrency: int = 16,
+    flush_every: int = 20,
+) -> CollectSummary:
+    """Scrape ``targets`` for ``rounds`` rounds and write the data sets under ``root``.
+
+    ``before_round(i, t)`` lets the caller advance a simulated clock or sleep until the next round;
+    batches are written every ``flush_every`` rounds so a long run keeps memory flat.
+    """
+    summary = CollectSummary()
+    pending: list[Normalised] = []
+    pending_scrapes: list[pl.DataFrame] = []
+
+    def flush() -> None:
+        if pending or pending_scrapes:
+            write_normalised(root, concat(pending), pl.concat(pending_scrapes) if pending_scrapes else None,
+                             summary)
+            pending.clear()
+            pending_scrapes.clear()
+
+    start = clock()
+    for i in range(rounds):
+        if before_round is not None:
+            before_round(i, start + timedelta(seconds=i * interval_s))
+        batch = collect_scrape(targets, clock=clock, timeout_s=timeout_s, retries=retries,
+                               concurrency=concurrency)
+        pending.append(batch.normalised)
+        pending_scrapes.append(batch.scrapes)
+        up = batch.scrapes.get_column("up")
+        summary.rounds += 1
+        summary.scrapes_ok += int(up.sum())
+        summary.scrapes_failed += int((~up).sum())
+        summary.dropped_lines += int(batch.scrapes.get_column("dropped_lines").fill_null(0).sum())
+        if after_round is not None:
+            after_round(i, batch)
+        if (i + 1) % flush_every == 0:
+            flush()
+    flush()
+    return summary
+
+
+def summarise_store(root: Path) -> pl.DataFrame:
+    """One row per data set and tenant: rows, models, GPUs and the time span stored under ``root``."""
+    rows = []
+    for ds in DATASETS.values():
+        frame = read_dataset(root, ds).collect()
+        if frame.is_empty():
+            continue
+        group = ["tenant"] if "tenant" in frame.columns else []
+        aggs = [pl.len().alias("rows"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")]
+        if "model" in frame.columns:
+            aggs.append(pl.col("model").n_unique().alias("models"))
+        if "gpu_uuid" in frame.columns:
+            aggs.append(pl.col("gpu_uuid").n_unique().alias("gpus"))
+        agg = frame.group_by(group).agg(aggs) if group else frame.select(aggs)
+        rows.append(agg.with_columns(pl.lit(ds.name).alias("dataset")))
+    if not rows:
+        return pl.DataFrame()
+    return pl.concat(rows, how="diagonal_relaxed").sort("dataset", "tenant", nulls_last=True)
