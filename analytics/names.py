@@ -15,7 +15,7 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,252}$")
 
 def validate_tenant(name: str) -> str:
     """Return ``name`` if it is an RFC 1123 label (a Kubernetes namespace name), else raise."""
-    if not isinstance(name, str) or not _RFC1123_LABEL.match(name):
+    if not isinstance(name, str) or not _RFC1123_LABEL.fullmatch(name):
         raise NameValidationError(
             f"tenant {name!r} is not an RFC 1123 label (lowercase letters, digits and '-', "
             "1-63 characters, starting and ending with a letter or digit)"
@@ -25,7 +25,7 @@ def validate_tenant(name: str) -> str:
 
 def validate_model(name: str) -> str:
     """Return ``name`` if it is a safe model name (no quotes, spaces, '..' or control characters)."""
-    if not isinstance(name, str) or not _MODEL_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or ".." in name:
         raise NameValidationError(
             f"model {name!r} is not a valid model name (letters, digits and ._/:@+-, "
             "at most 253 characters, no '..')"

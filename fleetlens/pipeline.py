@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from analytics.schema import DATASETS, ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, SCRAPES, Dataset
-from collectors.collect import ScrapeBatch, collect_scrape
+from collectors.collect import ScrapeBatch, run_rounds
 from collectors.normalise import Normalised, concat
 from collectors.store import read_dataset, write_dataset
 from collectors.targets import Target
@@ -47,41 +47,36 @@ def write_normalised(root: Path, normalised: Normalised, scrapes: pl.DataFrame |
 
 
 def collect_rounds(
-    targets: Sequence[Target],
+    targets: Sequence[Target] | Callable[[], Sequence[Target]],
     *,
     root: Path,
-    rounds: int,
+    rounds: int | None,
     interval_s: float,
     clock: Clock,
-    before_round: Callable[[int, datetime], None] | None = None,
+    sleep: Callable[[float], None],
+    cluster: str | None = None,
     after_round: Callable[[int, ScrapeBatch], None] | None = None,
     timeout_s: float = 5.0,
     retries: int = 2,
     concurrency: int = 16,
     flush_every: int = 20,
 ) -> CollectSummary:
-    """Scrape ``targets`` for ``rounds`` rounds and write the data sets under ``root``.
+    """Scrape ``targets`` every ``interval_s`` for ``rounds`` rounds and write the data sets under ``root``.
 
-    ``before_round(i, t)`` lets the caller advance a simulated clock or sleep until the next round;
-    batches are written every ``flush_every`` rounds so a long run keeps memory flat.
+    ``clock`` and ``sleep`` may be a simulated clock (the demo) or the wall clock; batches are written
+    every ``flush_every`` rounds so a long run keeps memory flat.
     """
     summary = CollectSummary()
     pending: list[Normalised] = []
     pending_scrapes: list[pl.DataFrame] = []
 
     def flush() -> None:
-        if pending or pending_scrapes:
-            write_normalised(root, concat(pending), pl.concat(pending_scrapes) if pending_scrapes else None,
-                             summary)
+        if pending_scrapes:
+            write_normalised(root, concat(pending), pl.concat(pending_scrapes, how="vertical_relaxed"), summary)
             pending.clear()
             pending_scrapes.clear()
 
-    start = clock()
-    for i in range(rounds):
-        if before_round is not None:
-            before_round(i, start + timedelta(seconds=i * interval_s))
-        batch = collect_scrape(targets, clock=clock, timeout_s=timeout_s, retries=retries,
-                               concurrency=concurrency)
+    def on_round(i: int, batch: ScrapeBatch) -> None:
         pending.append(batch.normalised)
         pending_scrapes.append(batch.scrapes)
         up = batch.scrapes.get_column("up")
@@ -93,7 +88,12 @@ def collect_rounds(
             after_round(i, batch)
         if (i + 1) % flush_every == 0:
             flush()
-    flush()
+
+    try:
+        run_rounds(targets, rounds=rounds, interval_s=interval_s, clock=clock, sleep=sleep, on_round=on_round,
+                   timeout_s=timeout_s, retries=retries, concurrency=concurrency, cluster=cluster)
+    finally:
+        flush()  # an interrupted run keeps what it collected
     return summary
 
 

@@ -1,0 +1,256 @@
+"""Read Prometheus text format 0.0.4 and OpenMetrics 1.0 exposition text into a long sample frame.
+
+``parse_text`` returns a :class:`ParsedPage`. Its ``samples`` frame has one row per sample:
+
+- ``line`` (UInt32): the 1-based line number in the page;
+- ``__name__``, ``__family__``, ``__type__`` (Utf8): the sample name, its family and the family's
+  type, all from ``# TYPE`` lines (a sample no TYPE covers is its own ``untyped`` family);
+- ``__value__`` (Float64): NaN and +/-Inf kept; null only for the DCGM blank sentinel (missing);
+- ``__ts__`` (Datetime ms UTC): the sample's own timestamp, null when it has none;
+- ``__labels__`` (List(Struct(name: Utf8, value: Utf8))): the labels in text order, unescaped.
+
+``ParsedPage.wide()`` gives the same samples as a wide sample frame (``collectors/samples.py``).
+The work is split: ``_exposition_fast`` handles well-formed lines in polars, ``_exposition_slow``
+reads the rest line by line and names the fault of every bad line.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import polars as pl
+
+from analytics.errors import ExpositionError
+from collectors import _exposition_fast as fast
+from collectors._exposition_slow import METRIC_NAME_RE, LineError, Pairs, parse_sample, unescape_help
+from collectors.samples import META_COLUMNS
+
+LABELS = "__labels__"
+
+
+class MetricType(StrEnum):
+    """The type a ``# TYPE`` line gives a family (text 0.0.4 and OpenMetrics spellings)."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+    SUMMARY = "summary"
+    UNTYPED = "untyped"
+    INFO = "info"
+    STATESET = "stateset"
+    GAUGEHISTOGRAM = "gaugehistogram"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family: name, type and the HELP and UNIT text given for it (None when absent)."""
+
+    name: str
+    type: MetricType
+    help: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A line skipped (``dropped``) or kept but suspect (``warnings``), and why."""
+
+    line: int
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    """An OpenMetrics exemplar attached to the sample on ``line`` (timestamp in UTC ms)."""
+
+    line: int
+    labels: Pairs
+    value: float
+    ts_ms: int | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ParsedPage:
+    """One page of exposition text, read: families, the long sample frame and what was skipped."""
+
+    source: str
+    families: Mapping[str, Family]
+    samples: pl.DataFrame
+    dropped: tuple[Dropped, ...]
+    warnings: tuple[Dropped, ...]
+    blank_count: int
+    openmetrics: bool = False
+    exemplars: tuple[Exemplar, ...] = ()
+    # Row i of ``samples`` has the labels of row ``_lsid[i]`` of ``_label_table`` (one row per
+    # distinct label set, one Utf8 column per label name): ``wide`` gathers from it.
+    _lsid: pl.Series = field(default_factory=lambda: pl.Series("lsid", [], pl.UInt32), repr=False)
+    _label_table: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+
+    def wide(self, names: Iterable[str] | None = None) -> pl.DataFrame:
+        """The samples (only those whose ``__name__`` or ``__family__`` is in ``names``) as a wide frame."""
+        meta = self.samples.select(META_COLUMNS)
+        lsid = self._lsid
+        if names is not None:
+            wanted = pl.Series(list(dict.fromkeys(names)), dtype=pl.Utf8)
+            keep = self.samples.select(
+                pl.col("__name__").is_in(wanted.implode()) | pl.col("__family__").is_in(wanted.implode())
+            ).to_series()
+            meta = meta.filter(keep)
+            lsid = lsid.filter(keep)
+        used = lsid.unique()
+        table = self._label_table
+        present = [
+            c for c in table.columns if table[c].gather(used).null_count() < len(used)
+        ] if len(used) else []
+        labels = table.select(present)[lsid] if present else pl.DataFrame()
+        return pl.concat([meta, labels], how="horizontal") if present else meta
+
+
+_COMMENT_RE = re.compile(r"[ \t]*#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+(\S+))?(?:[ \t](.*))?\Z", re.DOTALL)
+_EOF_RE = re.compile(r"[ \t]*#[ \t]*EOF[ \t]*\Z")
+_OM_ONLY = {MetricType.INFO, MetricType.STATESET, MetricType.GAUGEHISTOGRAM, MetricType.UNKNOWN}
+
+
+@dataclass(slots=True)
+class _Decl:
+    """What HELP/TYPE/UNIT lines said about one family, with the line of the first declaration."""
+
+    line: int
+    type: MetricType | None = None
+    type_line: int = 0
+    help: str | None = None
+    unit: str | None = None
+
+
+def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> ParsedPage:
+    """Read exposition text (0.0.4 or OpenMetrics, detected); strict mode raises ExpositionError."""
+    texts, cand, others = fast.split_and_match(text)
+    errors: list[Dropped] = []
+    warnings: list[Dropped] = []
+    decls: dict[str, _Decl] = {}
+    raw_help: dict[str, str] = {}
+    blank = 0
+    eof_line: int | None = None
+    om = False
+    sample_lines: list[tuple[int, str]] = []
+    for line_no, line in others:
+        if eof_line is not None:
+            if line.strip(" \t"):
+                errors.append(Dropped(line_no, line, "text after '# EOF'"))
+            continue
+        stripped = line.strip(" \t")
+        if not stripped:
+            blank += 1
+        elif stripped.startswith("#"):
+            if _EOF_RE.match(line):
+                eof_line, om = line_no, True
+                continue
+            om |= _comment(line_no, line, decls, raw_help, errors, warnings)
+        else:
+            sample_lines.append((line_no, line))
+    if eof_line is not None:
+        errors.extend(Dropped(*d) for d in fast.after_eof(cand, eof_line))
+    part = fast.fast_stage(cand, om, eof_line)
+    slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
+    exemplars: list[Exemplar] = []
+    sample_lines.extend(part.rejected)
+    for line_no, line in sorted(sample_lines):
+        try:
+            s = parse_sample(line, om)
+        except LineError as err:
+            errors.append(Dropped(line_no, line, err.reason))
+            continue
+        slow.append((line_no, s.name, s.labels, s.value, s.ts_ms))
+        if s.exemplar is not None:
+            exemplars.append(Exemplar(line_no, *s.exemplar))
+    if strict and errors:
+        first = min(errors, key=lambda d: d.line)
+        raise ExpositionError(source, first.line, first.reason)
+    families = {
+        name: Family(name, d.type or MetricType.UNTYPED, _help(raw_help, name, om), d.unit)
+        for name, d in decls.items()
+    }
+    types_of = {name: d.type for name, d in decls.items() if d.type is not None}
+    built = fast.build(texts, part, slow, types_of)
+    for name in built.family_names:
+        if name not in families:
+            families[name] = Family(name, MetricType(built.family_types[name]))
+    for name, d in decls.items():
+        first = built.first_line.get(name)
+        if first is None:
+            warnings.append(Dropped(d.line, built.text_of(d.line), f"family {name!r} is declared but has no samples"))
+        elif d.type_line and d.type_line > first:
+            warnings.append(Dropped(d.type_line, built.text_of(d.type_line), f"TYPE for {name!r} comes after its samples"))
+    warnings.extend(Dropped(n, built.text_of(n), reason) for n, reason in built.warnings)
+    return ParsedPage(
+        source=source,
+        families=types.MappingProxyType(families),
+        samples=built.samples,
+        dropped=tuple(sorted(errors, key=lambda d: d.line)),
+        warnings=tuple(sorted(warnings, key=lambda d: d.line)),
+        blank_count=blank,
+        openmetrics=om,
+        exemplars=tuple(exemplars),
+        _lsid=built.lsid,
+        _label_table=built.label_table,
+    )
+
+
+def _help(raw_help: dict[str, str], name: str, om: bool) -> str | None:
+    raw = raw_help.get(name)
+    return None if raw is None else unescape_help(raw, om)
+
+
+def _comment(
+    line_no: int,
+    line: str,
+    decls: dict[str, _Decl],
+    raw_help: dict[str, str],
+    errors: list[Dropped],
+    warnings: list[Dropped],
+) -> bool:
+    """Record one HELP/TYPE/UNIT line (other comments are ignored); True if it implies OpenMetrics."""
+    m = _COMMENT_RE.match(line)
+    if m is None:
+        return False
+    kind, name, rest = m.group(1), m.group(2), m.group(3)
+    if name is None:
+        errors.append(Dropped(line_no, line, f"{kind} line without a metric name"))
+        return False
+    if not METRIC_NAME_RE.fullmatch(name):
+        errors.append(Dropped(line_no, line, f"invalid metric name {name!r} in {kind} line"))
+        return False
+    rest = (rest or "").lstrip(" \t")
+    decl = decls.get(name)
+    if kind == "TYPE":
+        token = rest.rstrip(" \t")
+        try:
+            mtype = MetricType(token)
+        except ValueError:
+            reason = "TYPE line without a type" if not token else f"unknown metric type {token!r}"
+            errors.append(Dropped(line_no, line, reason))
+            return False
+        if decl is not None and decl.type is not None:
+            if decl.type != mtype:
+                errors.append(Dropped(line_no, line, f"TYPE {mtype} conflicts with line {decl.type_line}"))
+            else:
+                warnings.append(Dropped(line_no, line, f"repeated TYPE for {name!r} (first on line {decl.type_line})"))
+            return False
+        decl = decls.setdefault(name, _Decl(line_no))
+        decl.type, decl.type_line = mtype, line_no
+        return mtype in _OM_ONLY
+    decl = decls.setdefault(name, _Decl(line_no))
+    if kind == "HELP":
+        if name in raw_help:
+            warnings.append(Dropped(line_no, line, f"repeated HELP for {name!r}"))
+        else:
+            raw_help[name] = rest
+        return False
+    decl.unit = rest.rstrip(" \t")
+    return True

@@ -1,0 +1,225 @@
+"""The subcommands' bodies: build objects from flags and config, call the library, print results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from analytics.errors import ConfigError
+from collectors.collect import ScrapeBatch
+from collectors.exposition import parse_text
+from collectors.samples import META_COLUMNS, NAME, TS, VALUE
+from fleetlens.config import Config, load_config
+from fleetlens.pipeline import CollectSummary, collect_rounds, summarise_store, write_normalised
+
+_console = Console()
+_err = Console(stderr=True)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load(config_path: Path | None) -> Config | None:
+    return load_config(config_path) if config_path is not None else None
+
+
+def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
+    """``fleetlens parse``: print the samples of an exposition file; dropped lines go to stderr."""
+    source = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        text = sys.stdin.read() if source == "<stdin>" else path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError("file", f"cannot read: {exc.strerror}", source=source) from exc
+    page = parse_text(text, strict=strict, source=source)
+    wide = page.wide()
+    labels = [c for c in wide.columns if c not in META_COLUMNS]
+    rows = wide.iter_rows(named=True)
+    if fmt == "jsonl":
+        out = sys.stdout
+        for row in rows:
+            ts = row[TS]
+            record = {
+                "name": row[NAME],
+                "labels": {k: row[k] for k in labels if row[k] is not None},
+                "value": _json_float(row[VALUE]),
+                "timestamp_ms": int(ts.timestamp() * 1000) if ts is not None else None,
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        table = Table("name", "labels", "value", "timestamp", title=f"{source}: {wide.height} samples")
+        for i, row in enumerate(rows):
+            if limit is not None and i >= limit:
+                break
+            lab = ",".join(f'{k}="{row[k]}"' for k in labels if row[k] is not None)
+            table.add_row(row[NAME], lab, repr(row[VALUE]), str(row[TS] or ""))
+        _console.print(table)
+    for d in page.dropped:
+        _err.print(f"dropped {source}:{d.line}: {d.reason}", markup=False, highlight=False)
+    for w in page.warnings:
+        _err.print(f"warning {source}:{w.line}: {w.reason}", markup=False, highlight=False)
+    return 0
+
+
+def _json_float(v: float | None) -> float | str | None:
+    """JSON has no NaN/Inf: write those as the exposition spells them."""
+    if v is None or v == v and v not in (float("inf"), float("-inf")):
+        return v
+    return "NaN" if v != v else ("+Inf" if v > 0 else "-Inf")
+
+
+def simulate(*, config_path: Path | None, seed: int | None, speed: float | None, duration_s: float | None,
+             files_dir: Path | None) -> int:
+    """``fleetlens simulate``: serve the simulated fleet until interrupted or ``duration_s`` passes."""
+    from simulator import Simulation, build_fleet_spec
+
+    cfg = _load(config_path)
+    overrides: dict[str, object] = dict(cfg.simulator) if cfg is not None else {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if speed is not None:
+        overrides["speed"] = speed
+    spec = build_fleet_spec(overrides)
+    with Simulation(spec) as sim:
+        table = Table("job", "url", "namespace", "pod", "model_version", title="simulated targets")
+        for t in sim.targets():
+            table.add_row(t.job.value, t.url, t.labels.get("namespace", ""), t.labels.get("pod", ""),
+                          t.labels.get("model_version", ""))
+        _console.print(table)
+        if files_dir is not None:
+            _write_sim_files(sim, files_dir)
+        _console.print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops")
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+    return 0
+
+
+def _write_sim_files(sim: object, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    start = sim.spec.start  # type: ignore[attr-defined]
+    end = sim.clock.now()  # type: ignore[attr-defined]
+    sim.write_request_log(folder / "requests.jsonl", start, end)  # type: ignore[attr-defined]
+    sim.write_events(folder / "events.json")  # type: ignore[attr-defined]
+    sim.write_kubernetes(folder / "kubernetes.json")  # type: ignore[attr-defined]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_err, transient=False)
+
+
+def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, prometheus: str | None,
+            start: datetime | None, end: datetime | None, pod_list: Path | None) -> int:
+    """``fleetlens collect``: scrape configured targets, or read a Prometheus-API window, into data sets."""
+    cfg = _load(config_path)
+    root = data_dir or (cfg.data_dir if cfg is not None else None)
+    if root is None:
+        raise ConfigError("data_dir", "no data directory: pass --data-dir or set data_dir in the config")
+    url = prometheus or (cfg.prometheus.url if cfg is not None and cfg.prometheus is not None else None)
+    if url is not None:
+        return _collect_prometheus(cfg, url, Path(root), start, end)
+    if cfg is None or not cfg.collect.targets:
+        raise ConfigError("collect.targets", "nothing to collect: no targets configured and no --prometheus")
+    targets = list(cfg.collect.targets)
+    pods_path = pod_list or cfg.collect.pod_list
+    if pods_path is not None:
+        from collectors.kube_pods import attribute, fetch_pod_list
+
+        index = fetch_pod_list(Path(pods_path))
+        targets = attribute(targets, index)
+    with _progress() as progress:
+        task = progress.add_task("scraping", total=rounds)
+
+        def advance(_i: int, _batch: ScrapeBatch) -> None:
+            progress.advance(task)
+
+        summary = collect_rounds(
+            targets, root=Path(root), rounds=rounds, interval_s=cfg.collect.interval_s, clock=_utc_now,
+            sleep=time.sleep, cluster=cfg.cluster, after_round=advance, timeout_s=cfg.collect.timeout_s,
+            retries=cfg.collect.retries, concurrency=cfg.collect.concurrency,
+        )
+    _print_summary(summary, Path(root))
+    return 0 if summary.scrapes_ok else 1
+
+
+def _collect_prometheus(cfg: Config | None, url: str, root: Path, start: datetime | None,
+                        end: datetime | None) -> int:
+    from collectors.prom_api import PromApiSource
+
+    end = end or _utc_now()
+    start = start or end - timedelta(hours=1)
+    if start >= end:
+        raise ConfigError("--start", f"window start {start.isoformat()} is not before its end {end.isoformat()}")
+    pcfg = cfg.prometheus if cfg is not None else None
+    source = PromApiSource(
+        url,
+        chunk_s=pcfg.chunk_s if pcfg is not None else 3600,
+        headers=pcfg.headers if pcfg is not None else None,
+        **({"jobs": pcfg.selectors} if pcfg is not None and pcfg.selectors else {}),
+    )
+    summary = CollectSummary()
+    with _progress() as progress:
+        task = progress.add_task(f"querying {url}", total=1)
+        normalised = source.collect(start, end)
+        write_normalised(root, normalised, None, summary)
+        progress.advance(task)
+    _print_summary(summary, root)
+    return 0
+
+
+def _print_summary(summary: CollectSummary, root: Path) -> None:
+    _console.print(
+        f"{summary.rounds} round(s), {summary.scrapes_ok} scrape(s) up, {summary.scrapes_failed} down, "
+        f"{summary.dropped_lines} malformed line(s) dropped"
+    )
+    table = Table("data set", "rows written", title=f"written under {root}")
+    for name, n in sorted(summary.rows.items()):
+        table.add_row(name, str(n))
+    _console.print(table)
+
+
+def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None) -> int:
+    """``fleetlens demo``: simulate, scrape it over HTTP for ``minutes`` simulated minutes, show the data sets."""
+    from simulator import Simulation, build_fleet_spec
+
+    cfg = _load(config_path)
+    overrides: dict[str, object] = dict(cfg.simulator) if cfg is not None else {}
+    overrides.setdefault("seed", seed)
+    spec = build_fleet_spec(overrides)
+    interval_s = cfg.collect.interval_s if cfg is not None else 15.0
+    rounds = max(1, int(minutes * 60 / interval_s))
+    with Simulation(spec, manual_clock=True) as sim:
+        targets = sim.targets()
+        _console.print(f"simulated fleet: {len(targets)} /metrics targets on 127.0.0.1, seed {spec.seed}")
+        with _progress() as progress:
+            task = progress.add_task(f"collecting {minutes:g} simulated minutes", total=rounds)
+            summary = collect_rounds(
+                targets, root=data_dir, rounds=rounds, interval_s=interval_s, clock=sim.clock.now,
+                sleep=sim.clock.advance, cluster=spec.cluster,
+                after_round=lambda _i, _b: progress.advance(task),
+            )
+        _write_sim_files(sim, data_dir / "raw")
+    _print_summary(summary, data_dir)
+    overview = summarise_store(data_dir)
+    table = Table(*overview.columns, title="data sets")
+    for row in overview.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    _console.print(table)
+    gpu = pl.scan_parquet(str(data_dir / "gpu_samples" / "**" / "*.parquet"), hive_partitioning=True)
+    kinds = gpu.select(
+        pl.col("mig_profile").is_not_null().sum().alias("mig_rows"),
+        pl.col("pod_share").sum().alias("shared_gpu_rows"),
+        pl.col("tenant").n_unique().alias("tenants"),
+    ).collect()
+    _console.print(f"GPU rows on MIG slices: {kinds['mig_rows'][0]}, per-pod shares of time-sliced GPUs: "
+                   f"{kinds['shared_gpu_rows'][0]}")
+    return 0
