@@ -150,7 +150,7 @@ GPU_SAMPLES = Dataset(
         "xid_last": I64,  # value of the last XID error, 0 when none
     },
     required=("ts", "node", "gpu_uuid", "pod_share"),
-    key=("ts", "cluster", "node", "gpu_uuid", "mig_instance", "pod", "container", "pod_share"),
+    key=("ts", "cluster", "node", "gpu_uuid", "mig_instance", "tenant", "pod", "container", "pod_share"),
 )
 
 ENGINE_SAMPLES = Dataset(
@@ -271,7 +271,7 @@ ALLOCATIONS = Dataset(
         "queue": STR,
     },
     required=("ts", "node", "pod", "tenant", "kind", "gpu_fraction"),
-    key=("ts", "cluster", "node", "gpu_uuid", "mig_profile", "pod"),
+    key=("ts", "cluster", "node", "gpu_uuid", "mig_profile", "tenant", "pod"),
     enums={"kind": AllocationKind},
 )
 
@@ -342,7 +342,7 @@ SCRAPES = Dataset(
         "error": STR,
     },
     required=("ts", "target", "job", "up"),
-    key=("ts", "target"),
+    key=("ts", "target", "tenant"),
 )
 
 DATASETS: dict[str, Dataset] = {

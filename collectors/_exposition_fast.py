@@ -29,6 +29,7 @@ _PAIR = rf"{_LNAME}[ \t]*=[ \t]*{_QUOTED}"
 PAIR_RE = rf"({_LNAME})[ \t]*=[ \t]*\"((?:[^\"\\]|\\.)*)\""
 BODY_RE = rf"^[ \t]*(?:{_PAIR}[ \t]*,[ \t]*)*(?:{_PAIR}[ \t]*,?[ \t]*)?$"
 INT_RE = r"^-?[0-9]+$"
+LABEL_LIST = pl.List(pl.Struct({"name": pl.Utf8, "value": pl.Utf8}))
 
 
 def split_lines(text: str) -> pl.DataFrame:
@@ -118,41 +119,103 @@ def _unescape(raw: str) -> str:
     return parse_label_body(f'x="{raw}"')[0][1]
 
 
-def parse_bodies(bodies: pl.Series) -> tuple[pl.DataFrame, set[int]]:
-    """Parse distinct label-set bodies into (``bid``, ``pos``, ``name``, ``value``) rows.
+def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
+    """Parse distinct label-set bodies (``bid`` = index into ``bodies``) in polars.
 
-    ``bodies`` holds distinct strings and ``bid`` indexes it. Bodies that are not plainly
-    well-formed (bad syntax, a duplicate or reserved label name) come back as a set of bad ``bid``s
-    with no rows: their lines go to the careful reader, which names the fault.
+    Returns the labels of each body as ``List(Struct(name, value))`` in text order, the same pairs
+    flat (``bid``, ``name``, ``value``, in ``bid`` order), and the ``bid``s of bodies that are not
+    plainly well-formed (bad syntax, a duplicate or reserved label name): their lines go to the
+    careful reader, which names the fault.
     """
-    frame = pl.DataFrame({"body": bodies}).with_row_index("bid")
-    ok = frame["body"].str.contains(BODY_RE)
-    bad = set(frame.filter(~ok)["bid"].to_list())
-    pairs = (
-        frame.filter(ok)
-        .select("bid", pl.col("body").str.extract_all(PAIR_RE).alias("p"))
-        .explode("p")
-        .drop_nulls("p")
-        .with_columns(pl.int_range(pl.len()).over("bid").cast(pl.UInt32).alias("pos"))
-        .with_columns(
-            pl.col("p").str.extract(PAIR_RE, 1).alias("name"),
-            pl.col("p").str.extract(PAIR_RE, 2).alias("value"),
+    frame = pl.DataFrame({"body": bodies}).with_columns(pl.col("body").str.contains(BODY_RE).alias("ok"))
+    pair = pl.element()
+    eq = pair.str.find("=", literal=True)  # label names are ASCII: byte offset = character offset
+    lists = frame.select(
+        pl.when(pl.col("ok"))
+        .then(pl.col("body"))
+        .str.extract_all(PAIR_RE)
+        .list.eval(
+            pl.struct(
+                pair.str.head(eq).str.strip_chars_end(" \t").alias("name"),
+                pair.str.slice(eq + 1)
+                .str.strip_chars_start(" \t")
+                .str.strip_prefix('"')
+                .str.strip_suffix('"')
+                .alias("value"),
+            )
         )
-        .drop("p")
-    )
-    flawed = pl.struct("bid", "name").is_duplicated() | pl.col("name").is_in(list(RESERVED))
-    bad_now = pairs.filter(flawed)["bid"].unique()
+        .alias("__labels__")
+    ).to_series()
+    flat = pl.DataFrame({"l": lists}).with_row_index("bid").explode("l").drop_nulls("l").unnest("l")
+    bad = set(frame.with_row_index("bid").filter(~pl.col("ok"))["bid"].to_list())
+    flawed = pl.struct("bid", "name").is_duplicated() | pl.col("name").is_in(sorted(RESERVED))
+    bad_now = flat.filter(flawed)["bid"].unique()
     if len(bad_now):
         bad.update(bad_now.to_list())
-        pairs = pairs.filter(~pl.col("bid").is_in(bad_now.implode()))
-    escaped = pairs["value"].str.contains("\\", literal=True)
+        flat = flat.filter(~pl.col("bid").is_in(bad_now.implode()))
+    escaped = flat["value"].str.contains("\\", literal=True)
     if escaped.any():
-        # Escapes are rare; unescape those few values exactly as the careful reader does.
-        values = pairs["value"].clone()
+        # Escapes are rare: unescape those few values exactly as the careful reader does.
+        values = flat["value"].clone()
         fixed = [_unescape(v) for v in values.filter(escaped).to_list()]
         values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.Utf8))
-        pairs = pairs.with_columns(values.alias("value"))
-    return pairs, bad
+        flat = flat.with_columns(values.alias("value"))
+        lists = _relist(flat, len(bodies))
+    return lists, flat, bad
+
+
+def _relist(flat: pl.DataFrame, n: int) -> pl.Series:
+    """``List(Struct(name, value))`` per ``bid`` in ``0..n`` from flat pairs (empty where none)."""
+    grouped = flat.group_by("bid", maintain_order=True).agg(pl.struct("name", "value").alias("__labels__"))
+    every = pl.DataFrame({"bid": pl.arange(0, n, dtype=pl.UInt32, eager=True)})
+    out = every.join(grouped, on="bid", how="left", maintain_order="left")["__labels__"]
+    return out.fill_null(pl.lit([], dtype=LABEL_LIST))
+
+
+def after_eof(cand: pl.DataFrame, eof_line: int) -> list[tuple[int, str, str]]:
+    """Well-formed sample lines after ``# EOF``: dropped, since an OpenMetrics page ends there."""
+    late = cand.filter(pl.col("line") > eof_line)
+    return [(n, strip_eol(t), "text after '# EOF'") for n, t in zip(late["line"], late["t"], strict=True)]
+
+
+@dataclass(slots=True)
+class FastPart:
+    """What the fast path read: one row per sample line it finished, and the lines it gave back."""
+
+    rows: pl.DataFrame  # line, __name__, bid, __value__, ts
+    lists: pl.Series  # List(Struct(name, value)) per bid
+    flat: pl.DataFrame  # bid, name, value
+    rejected: list[tuple[int, str]]
+
+
+def fast_stage(cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
+    """Finish the candidate lines: values, timestamps and interned, parsed label sets."""
+    m = cand if eof_line is None else cand.filter(pl.col("line") < eof_line)
+    ts = pl.col("ts")
+    if om:  # OpenMetrics timestamps are seconds, possibly fractional
+        ts_ms = (ts.cast(pl.Float64, strict=False) * 1000.0).round().cast(pl.Int64, strict=False)
+        ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS))
+    else:  # text 0.0.4 timestamps are integer milliseconds
+        ts_ms = ts.cast(pl.Int64, strict=False)
+        ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS) | ~ts.str.contains(INT_RE))
+    bodies = m["body"].unique(maintain_order=True)
+    lists, flat, bad = parse_bodies(bodies)
+    ids = pl.DataFrame({"body": bodies}).with_row_index("bid")
+    m = m.join(ids, on="body", how="left", maintain_order="left")
+    reject = ts_bad
+    if bad:
+        reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
+    m = m.with_columns(reject.alias("reject"), ts_ms.alias("ts_ms"))
+    back = m.filter(pl.col("reject"))
+    rows = m.filter(~pl.col("reject")).select(
+        "line",
+        pl.col("name").alias("__name__"),
+        "bid",
+        pl.col("val").cast(pl.Float64).alias("__value__"),
+        pl.col("ts_ms").alias("ts"),
+    )
+    rejected = list(zip(back["line"].to_list(), [strip_eol(t) for t in back["t"].to_list()], strict=True))
+    return FastPart(rows, lists, flat, rejected)
 
 
 _HIST = ("histogram", "gaugehistogram")
@@ -167,52 +230,6 @@ SUFFIXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("_total", ("counter",)),
     ("_info", ("info",)),
 )
-
-
-def after_eof(cand: pl.DataFrame, eof_line: int) -> list[tuple[int, str, str]]:
-    """Well-formed sample lines after ``# EOF``: dropped, since an OpenMetrics page ends there."""
-    late = cand.filter(pl.col("line") > eof_line)
-    return [(n, strip_eol(t), "text after '# EOF'") for n, t in zip(late["line"], late["t"], strict=True)]
-
-
-@dataclass(slots=True)
-class FastPart:
-    """What the fast path read: one row per sample line it finished, and the lines it gave back."""
-
-    rows: pl.DataFrame  # line, __name__, bid, __value__, ts
-    pairs: pl.DataFrame  # bid, pos, name, value
-    n_bodies: int
-    rejected: list[tuple[int, str]]
-
-
-def fast_stage(cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
-    """Finish the regex-matched lines: values, timestamps and interned label sets."""
-    m = cand
-    if eof_line is not None:
-        m = m.filter(pl.col("line") < eof_line)
-    ts = pl.col("ts")
-    ts_ms = ((ts.cast(pl.Float64) * 1000.0).round() if om else ts.cast(pl.Int64, strict=False)).cast(
-        pl.Int64, strict=False
-    )
-    m = m.with_columns(ts_ms.alias("ts_ms"))
-    ts_bad = ts.is_not_null() & (
-        pl.col("ts_ms").is_null() | (pl.col("ts_ms").abs() > MAX_TS_MS) | (pl.lit(om) | ts.str.contains(INT_RE)).not_()
-    )
-    bodies = m["body"].unique(maintain_order=True)
-    pairs, bad = parse_bodies(bodies)
-    ids = pl.DataFrame({"body": bodies}).with_row_index("bid")
-    m = m.join(ids, on="body", how="left")
-    reject = ts_bad | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
-    back = m.filter(reject)
-    rows = m.filter(~reject).select(
-        "line",
-        pl.col("name").alias("__name__"),
-        "bid",
-        pl.col("val").cast(pl.Float64).alias("__value__"),
-        pl.col("ts_ms").alias("ts"),
-    )
-    rejected = list(zip(back["line"].to_list(), [strip_eol(t) for t in back["t"].to_list()], strict=True))
-    return FastPart(rows, pairs, len(bodies), rejected)
 
 
 def resolve(name: str, types_of: Mapping[str, str]) -> tuple[str, str]:
@@ -241,89 +258,45 @@ class Built:
     warnings: list[tuple[int, str]]
     texts: pl.Series
 
-    @property
-    def family_names(self) -> list[str]:
-        """Every family that has samples."""
-        return list(self.family_types)
-
     def text_of(self, line: int) -> str:
-        """The text of a line (1-based)."""
+        """The text of a line (1-based), without its line ending."""
         return strip_eol(self.texts[line - 1])
 
 
-def build(
-    texts: pl.Series,
-    part: FastPart,
-    slow: list[tuple[int, str, tuple[tuple[str, str], ...], float | None, int | None]],
-    types_of: Mapping[str, str],
-) -> Built:
+SlowRow = tuple[int, str, tuple[tuple[str, str], ...], float | None, int | None]
+
+
+def build(texts: pl.Series, part: FastPart, slow: list[SlowRow], types_of: Mapping[str, str]) -> Built:
     """Join fast and slow rows into the sample frame; resolve families; find suspect lines."""
-    rows, pairs = part.rows, part.pairs
+    rows, lists, flat = part.rows, part.lists, part.flat
     if slow:
-        base = part.n_bodies
-        srows = pl.DataFrame(
-            {
-                "line": [s[0] for s in slow],
-                "__name__": [s[1] for s in slow],
-                "bid": list(range(base, base + len(slow))),
-                "__value__": [s[3] for s in slow],
-                "ts": [s[4] for s in slow],
-            },
-            schema=rows.schema,
-        )
-        rows = pl.concat([rows, srows])
-        flat = [(base + i, p, k, v) for i, s in enumerate(slow) for p, (k, v) in enumerate(s[2])]
-        if flat:
-            spairs = pl.DataFrame(
-                {
-                    "bid": [f[0] for f in flat],
-                    "pos": [f[1] for f in flat],
-                    "name": [f[2] for f in flat],
-                    "value": [f[3] for f in flat],
-                },
-                schema=pairs.schema,
-            )
-            pairs = pl.concat([pairs, spairs])
-    n_sets = part.n_bodies + len(slow)
-    sentinel = rows.filter(pl.col("__value__").is_finite() & (pl.col("__value__") >= BLANK_SENTINEL))
+        rows, lists, flat = _add_slow(rows, lists, flat, slow)
+    n_sets = len(lists)
+    blank = pl.col("__value__").is_finite() & (pl.col("__value__") >= BLANK_SENTINEL)
+    sentinel = rows.filter(blank)["line"]
+    rows = rows.with_columns(pl.when(blank).then(None).otherwise(pl.col("__value__")).alias("__value__"))
+    fam = {n: resolve(n, types_of) for n in rows["__name__"].unique().to_list()}
+    name = pl.col("__name__")
     rows = rows.with_columns(
-        pl.when(pl.col("__value__").is_finite() & (pl.col("__value__") >= BLANK_SENTINEL))
-        .then(None)
-        .otherwise(pl.col("__value__"))
-        .alias("__value__")
-    ).sort("line")
-    names = rows["__name__"].unique().to_list()
-    fam = {n: resolve(n, types_of) for n in names}
-    rows = rows.with_columns(
-        pl.col("__name__").replace_strict({n: f for n, (f, _) in fam.items()}, return_dtype=pl.Utf8).alias("__family__"),
-        pl.col("__name__").replace_strict({n: t for n, (_, t) in fam.items()}, return_dtype=pl.Utf8).alias("__type__"),
+        name.replace_strict({n: f for n, (f, _) in fam.items()}, return_dtype=pl.Utf8).alias("__family__"),
+        name.replace_strict({n: t for n, (_, t) in fam.items()}, return_dtype=pl.Utf8).alias("__type__"),
         pl.col("ts").cast(pl.Datetime("ms", "UTC")).alias("__ts__"),
     )
-    everything = pl.DataFrame({"bid": pl.arange(0, n_sets, dtype=pl.UInt32, eager=True)})
-    ordered = pairs.sort("bid", "pos")
-    lists = everything.join(
-        ordered.group_by("bid", maintain_order=True).agg(pl.struct("name", "value").alias("__labels__")),
-        on="bid",
-        how="left",
-    ).sort("bid")
-    label_lists = lists["__labels__"].fill_null(pl.lit([], dtype=lists["__labels__"].dtype))
-    if len(pairs):
-        table = everything.join(pairs.pivot(on="name", index="bid", values="value"), on="bid", how="left")
-        table = table.sort("bid").drop("bid")
+    every = pl.DataFrame({"bid": pl.arange(0, n_sets, dtype=pl.UInt32, eager=True)})
+    if len(flat):
+        wide = flat.pivot(on="name", index="bid", values="value")
+        table = every.join(wide, on="bid", how="left", maintain_order="left").drop("bid")
     else:
         table = pl.DataFrame(height=n_sets)
     lsid = rows["bid"]
     samples = rows.select(
-        pl.col("line").cast(pl.UInt32),
-        "__name__",
-        "__family__",
-        "__type__",
-        "__value__",
-        "__ts__",
-    ).with_columns(label_lists.gather(lsid).alias("__labels__"))
-    warnings = [(n, f"value {t.split()[-1]!r} is the DCGM blank sentinel: read as missing") for n, t in zip(
-        sentinel["line"], texts.gather(sentinel["line"].cast(pl.Int64) - 1).str.strip_chars_end("\r\n"), strict=True)]
-    warnings += _suspects(rows, ordered, n_sets)
+        pl.col("line").cast(pl.UInt32), "__name__", "__family__", "__type__", "__value__", "__ts__"
+    ).with_columns(lists.gather(lsid).alias("__labels__"))
+    warnings = [
+        (n, f"value {strip_eol(texts[n - 1]).split()[-1]!r} is the DCGM blank sentinel: read as missing")
+        for n in sentinel.to_list()
+    ]
+    warnings += _suspects(rows, table)
     first = rows.group_by("__family__").agg(pl.col("line").min())
     return Built(
         samples=samples,
@@ -336,24 +309,54 @@ def build(
     )
 
 
-def _suspects(rows: pl.DataFrame, pairs: pl.DataFrame, n_sets: int) -> list[tuple[int, str]]:
+def _add_slow(
+    rows: pl.DataFrame, lists: pl.Series, flat: pl.DataFrame, slow: list[SlowRow]
+) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame]:
+    """Append the careful reader's samples, each with a label set of its own."""
+    base = len(lists)
+    srows = pl.DataFrame(
+        {
+            "line": [s[0] for s in slow],
+            "__name__": [s[1] for s in slow],
+            "bid": list(range(base, base + len(slow))),
+            "__value__": [s[3] for s in slow],
+            "ts": [s[4] for s in slow],
+        },
+        schema=rows.schema,
+    )
+    slists = pl.Series(
+        "__labels__", [[{"name": k, "value": v} for k, v in s[2]] for s in slow], dtype=LABEL_LIST
+    )
+    sflat = pl.DataFrame(
+        [(base + i, k, v) for i, s in enumerate(slow) for k, v in s[2]],
+        schema=flat.schema,
+        orient="row",
+    )
+    return (
+        pl.concat([rows, srows]).sort("line"),
+        pl.concat([lists.cast(LABEL_LIST), slists]),
+        pl.concat([flat, sflat]),
+    )
+
+
+def _suspects(rows: pl.DataFrame, table: pl.DataFrame) -> list[tuple[int, str]]:
     """Lines kept but suspect: duplicate series, ``le`` off a histogram bucket, bare histogram names."""
     out: list[tuple[int, str]] = []
-    canon = (
-        pairs.sort("bid", "name")
-        .group_by("bid")
-        .agg((pl.col("name") + "\x00" + pl.col("value")).str.join("\x01").alias("canon"))
-    )
-    keyed = rows.select("line", "__name__", "bid").join(canon, on="bid", how="left").with_columns(
-        pl.col("canon").fill_null("")
-    ).sort("line")
-    dup = keyed.filter(~pl.struct("__name__", "canon").is_first_distinct())
+    if table.width and table.is_duplicated().any():
+        # Two bodies with the same labels in another order or spacing: key on the label values.
+        groups = table.with_row_index("bid").group_by(table.columns).agg(pl.col("bid"))
+        canon = groups.with_row_index("gid").explode("bid").sort("bid")["gid"]
+        key = canon.gather(rows["bid"])
+    else:
+        key = rows["bid"] if table.width else pl.Series([0] * rows.height)
+    keyed = rows.select("line", "__name__").with_columns(key.alias("key"))
+    dup = keyed.filter(~pl.struct("__name__", "key").is_first_distinct())
     if len(dup):
-        firsts = keyed.group_by("__name__", "canon").agg(pl.col("line").min().alias("first"))
-        for line, first in dup.join(firsts, on=["__name__", "canon"]).select("line", "first").iter_rows():
+        firsts = keyed.group_by("__name__", "key").agg(pl.col("line").min().alias("first"))
+        for line, first in dup.join(firsts, on=["__name__", "key"]).select("line", "first").iter_rows():
             out.append((line, f"duplicate series: same name and labels as line {first}"))
-    le_bids = pairs.filter(pl.col("name") == "le")["bid"].unique()
-    if len(le_bids):
+    if "le" in table.columns:
+        le_bids = table.with_row_index("bid").filter(pl.col("le").is_not_null())["bid"]
         odd = rows.filter(
             pl.col("bid").is_in(le_bids.implode())
             & ~(pl.col("__type__").is_in(_HIST) & (pl.col("__name__") == pl.col("__family__") + "_bucket"))

@@ -138,6 +138,8 @@ def _normalise_group(group: list[_Prepared]) -> list[Normalised]:
             part = normalise(pl.concat([p.wide for p in group], how="diagonal_relaxed"), Job(job),
                              target_labels=labels)
         except Exception:
+            # Retried page by page below, which names the page at fault.
+            log.debug("batch normalise of %d %s pages failed", len(group), job, exc_info=True)
             part = None
         if part is not None and not part.dropped:
             for p in group:

@@ -178,7 +178,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     }
     types_of = {name: d.type for name, d in decls.items() if d.type is not None}
     built = fast.build(texts, part, slow, types_of)
-    for name in built.family_names:
+    for name in built.family_types:
         if name not in families:
             families[name] = Family(name, MetricType(built.family_types[name]))
     for name, d in decls.items():

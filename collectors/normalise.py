@@ -20,7 +20,16 @@ import polars as pl
 
 from analytics.errors import NameValidationError
 from analytics.names import validate_tenant
-from analytics.schema import ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, Dataset, Engine, HistMetric, conform, empty
+from analytics.schema import (
+    ENGINE_HIST,
+    ENGINE_SAMPLES,
+    GPU_SAMPLES,
+    Dataset,
+    Engine,
+    HistMetric,
+    conform,
+    empty,
+)
 from collectors.samples import NAME, TS, VALUE, label, label_columns
 from collectors.targets import Job
 
@@ -33,7 +42,11 @@ IDENT = ("ts", "cluster", "tenant", "pod", "instance", "engine", "model", "model
 
 @dataclass(frozen=True, slots=True)
 class Normalised:
-    """One batch normalised: each frame conformed to its data set, and the rows dropped by reason."""
+    """One batch normalised: each frame conformed to its data set, and what was dropped.
+
+    ``dropped`` counts input samples by reason (``missing_tenant``, ``invalid_tenant``,
+    ``missing_model``, ``missing_node``, ``hist_le_conflict``) for the caller to report.
+    """
 
     gpu: pl.DataFrame
     engine: pl.DataFrame
@@ -175,10 +188,10 @@ def attribute(
 def parse_engine(wide: pl.DataFrame, spec: EngineSpec, *, tenant: pl.Expr | None = None) -> Normalised:
     """Normalise one inference server's samples per ``spec`` into engine_samples and engine_hist."""
     if wide.height == 0 or NAME not in wide.columns:
-        return Normalised(empty(GPU_SAMPLES), empty(ENGINE_SAMPLES), empty(ENGINE_HIST))
+        return empty_normalised()
     df = wide.with_columns(sample_key(wide).alias("__key__")).join(spec.table(), on="__key__", how="inner")
     if df.height == 0:
-        return Normalised(empty(GPU_SAMPLES), empty(ENGINE_SAMPLES), empty(ENGINE_HIST))
+        return empty_normalised()
     ranks = [label(df, r) for r in spec.ranks]
     series_labels = [c for c in label_columns(df) if c not in ("le", "quantile")]
     df = df.select(

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from analytics.errors import CollectorError
-from collectors.targets import Target
+from analytics.errors import CollectorError, ConfigError
+from collectors.targets import Target, host_port
 
 Clock = Callable[[], datetime]
 
@@ -61,6 +61,8 @@ class _Fatal(_AttemptFailed):
 
 @dataclass(frozen=True, slots=True)
 class _Page:
+    """A page fetched whole: status, decoded text and the declared content type."""
+
     status: int
     text: str
     content_type: str | None
@@ -87,13 +89,16 @@ async def afetch_pages(
         raise CollectorError(
             f"bad scrape settings: timeout_s={timeout_s} retries={retries} concurrency={concurrency}"
         )
-    sem = asyncio.Semaphore(concurrency)
+    sem = asyncio.Semaphore(1)
     own = client is None
     if client is None:
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             follow_redirects=True,
+            # Like Prometheus, ignore HTTP(S)_PROXY from the environment: a proxy meant for the
+            # outside world must not sit between the collector and in-cluster pod IPs.
+            trust_env=False,
         )
     try:
         jobs = [
@@ -142,12 +147,17 @@ async def _scrape_one(
         ts = clock()
         if ts.tzinfo is None:
             raise CollectorError(f"the scrape clock returned a naive datetime {ts!r}; it must be aware UTC")
+        ts = ts.astimezone(UTC)
         start = timer()
         status: int | None = None
         error = ""
         attempts = 0
         if target.error:
             return ScrapeResult(target, ts, False, None, 0.0, None, target.error, attempts=0)
+        try:
+            host_port(target.url)
+        except ConfigError as exc:
+            return ScrapeResult(target, ts, False, None, 0.0, None, str(exc), attempts=0)
         for attempt in range(retries + 1):
             attempts += 1
             try:
@@ -198,6 +208,8 @@ async def _attempt(client: httpx.AsyncClient, url: str, timeout_s: float, max_bo
         # h11 raises this when the peer closes before Content-Length bytes arrived: a cut-off page
         # must never pass for a short one.
         raise _Retryable(f"truncated or malformed response: {exc}", status) from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise _Fatal(f"invalid URL: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise _Retryable(f"timeout after {timeout_s:g}s ({type(exc).__name__})", status) from exc
     except httpx.TransportError as exc:

@@ -231,7 +231,9 @@ def _split_invalid_tenants(
             rejected.append(RejectedRows(tenant, rows, str(exc)))
     if rejected and strict:
         names = ", ".join(f"{r.tenant!r} ({r.rows} rows)" for r in rejected)
-        raise NameValidationError(f"{ds.name}: nothing written, invalid tenant(s) {names}: {rejected[0].reason}")
+        raise NameValidationError(
+            f"{ds.name}: nothing written, invalid tenant(s) {names}: {rejected[0].reason}"
+        )
     if rejected:
         df = df.filter(~pl.col("tenant").is_in([r.tenant for r in rejected]).fill_null(False))
     return df, tuple(rejected)
@@ -247,7 +249,8 @@ def _valid_tenant(ds: Dataset, tenant: str) -> str:
 def _partition(root: str | Path, ds: Dataset, tenant: str | None, date: dt.date | None) -> Partition:
     path = Path(root) / ds.name
     for col in ds.partition_by:
-        path = path / (f"tenant={tenant}" if col == "tenant" else f"date={date.isoformat()}")  # type: ignore[union-attr]
+        # Callers pass a tenant / date for exactly the levels the data set declares.
+        path = path / (f"tenant={tenant}" if col == "tenant" else f"date={date}")
     return Partition(ds.name, path, tenant, date)
 
 
@@ -282,6 +285,8 @@ def _write_partition(part: Partition, batch: pl.DataFrame, ds: Dataset) -> Parti
         for stale in part.path.glob(f"{TMP_PREFIX}*"):
             stale.unlink(missing_ok=True)  # left by a killed writer: we hold the lock, so not in use
         files = part.files()
+        for path in files:
+            _check_file_schema(path, ds)  # a foreign part with other dtypes would break the key joins
         remaining, updates = batch, {}
         for path in files:
             if remaining.is_empty() or not _may_overlap(path, remaining, ds):
@@ -301,11 +306,18 @@ def _write_partition(part: Partition, batch: pl.DataFrame, ds: Dataset) -> Parti
                     updates[part.path / f"part-{n + i}.parquet"] = chunk
         for path, rows in updates.items():
             if path.exists():
-                old = _read(path)
+                old = _as_schema(_read(path), ds)
                 rows = pl.concat([old.join(rows.select(key), on=key, how="anti", nulls_equal=True), rows])
             _atomic_write(path, rows)
         _fsync_dir(part.path)
     return PartitionWrite(part, batch.height, replaced, len(updates))
+
+
+def _as_schema(df: pl.DataFrame, ds: Dataset) -> pl.DataFrame:
+    """A part read back, with columns it lacks (an older schema) added as nulls, extra ones dropped."""
+    return df.select(
+        [pl.col(c) if c in df.columns else pl.lit(None, dtype=t).alias(c) for c, t in ds.columns.items()]
+    )
 
 
 @contextmanager
@@ -388,7 +400,9 @@ def _check_file_schema(path: Path, ds: Dataset) -> None:
         raise StoreError(f"{path}: cannot read part file: {exc}") from exc
     for col, dtype in schema.items():
         if col in ds.columns and dtype != ds.columns[col]:
-            raise StoreError(f"{path}: column {col!r} is {dtype}, data set {ds.name} declares {ds.columns[col]}")
+            raise StoreError(
+                f"{path}: column {col!r} is {dtype}, data set {ds.name} declares {ds.columns[col]}"
+            )
 
 
 def _utc(value: dt.datetime | dt.date | None, what: str) -> dt.datetime | None:

@@ -18,8 +18,19 @@ from __future__ import annotations
 import polars as pl
 
 from analytics.schema import GPU_SAMPLES, Engine, HistMetric, conform, empty
-from collectors.normalise import EngineSpec, Kind, Normalised, attribute, histogram, parse_engine, scalar, summary
-from collectors.normalise import Rule, concat, sample_key
+from collectors.normalise import (
+    EngineSpec,
+    Kind,
+    Normalised,
+    Rule,
+    attribute,
+    concat,
+    histogram,
+    parse_engine,
+    sample_key,
+    scalar,
+    summary,
+)
 from collectors.samples import NAME, TS, VALUE, label
 
 US = 1e-6

@@ -82,7 +82,7 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
     from simulator import Simulation, build_fleet_spec
 
     cfg = _load(config_path)
-    overrides: dict[str, object] = dict(cfg.simulator) if cfg is not None else {}
+    overrides: dict[str, object] = dict(cfg.simulator or {}) if cfg is not None else {}
     if seed is not None:
         overrides["seed"] = seed
     if speed is not None:
@@ -130,7 +130,7 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
     if cfg is None or not cfg.collect.targets:
         raise ConfigError("collect.targets", "nothing to collect: no targets configured and no --prometheus")
     targets = list(cfg.collect.targets)
-    pods_path = pod_list or cfg.collect.pod_list
+    pods_path = pod_list or cfg.collect.kubernetes.pod_list
     if pods_path is not None:
         from collectors.kube_pods import attribute, fetch_pod_list
 
@@ -163,7 +163,7 @@ def _collect_prometheus(cfg: Config | None, url: str, root: Path, start: datetim
     source = PromApiSource(
         url,
         chunk_s=pcfg.chunk_s if pcfg is not None else 3600,
-        headers=pcfg.headers if pcfg is not None else None,
+        headers={"Authorization": f"Bearer {pcfg.bearer_token}"} if pcfg is not None and pcfg.bearer_token else None,
         **({"jobs": pcfg.selectors} if pcfg is not None and pcfg.selectors else {}),
     )
     summary = CollectSummary()
@@ -192,7 +192,7 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
     from simulator import Simulation, build_fleet_spec
 
     cfg = _load(config_path)
-    overrides: dict[str, object] = dict(cfg.simulator) if cfg is not None else {}
+    overrides: dict[str, object] = dict(cfg.simulator or {}) if cfg is not None else {}
     overrides.setdefault("seed", seed)
     spec = build_fleet_spec(overrides)
     interval_s = cfg.collect.interval_s if cfg is not None else 15.0

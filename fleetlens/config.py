@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import re
 import typing
 import urllib.parse
@@ -89,14 +90,16 @@ class Config:
 
 # The YAML keys of each section, in documented order: the parser accepts exactly these, and
 # ``field_keys`` (docs/config.md is tested against it) walks them.
-YAML_KEYS: Mapping[type, tuple[str, ...]] = MappingProxyType({
-    Config: ("cluster", "data_dir", "collect", "prometheus", "simulator", "tenants"),
-    CollectConfig: ("interval_s", "timeout_s", "retries", "concurrency", "kubernetes", "targets"),
-    KubernetesConfig: ("pod_list",),
-    Target: ("job", "url", "labels"),
-    PrometheusConfig: ("url", "bearer_token", "chunk_s", "selectors"),
-    TenantConfig: ("name",),
-})
+YAML_KEYS: Mapping[type, tuple[str, ...]] = MappingProxyType(
+    {
+        Config: ("cluster", "data_dir", "collect", "prometheus", "simulator", "tenants"),
+        CollectConfig: ("interval_s", "timeout_s", "retries", "concurrency", "kubernetes", "targets"),
+        KubernetesConfig: ("pod_list",),
+        Target: ("job", "url", "labels"),
+        PrometheusConfig: ("url", "bearer_token", "chunk_s", "selectors"),
+        TenantConfig: ("name",),
+    }
+)
 
 
 class _Substituted(str):
@@ -204,7 +207,9 @@ class _Parser:
             raise self.error(f"{key}.url", "missing (the base URL of the Prometheus HTTP API)")
         token = m.get("bearer_token")
         selectors = {}
-        for job, sel in self.mapping(m.get("selectors") or {}, f"{key}.selectors", tuple(j.value for j in Job)).items():
+        for job, sel in self.mapping(
+            m.get("selectors") or {}, f"{key}.selectors", tuple(j.value for j in Job)
+        ).items():
             selectors[Job(job)] = self.string(sel, f"{key}.selectors.{job}")
         return PrometheusConfig(
             url=self.url(m["url"], f"{key}.url"),
@@ -269,7 +274,7 @@ class _Parser:
                 raise self.error(key, f"expected a number, the environment gave {str(value)!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {_kind(value)}")
-        if value != value or value in (float("inf"), float("-inf")) or (positive and value <= 0):
+        if not math.isfinite(value) or (positive and value <= 0):
             raise self.error(key, f"expected a {'positive ' if positive else ''}finite number, got {value}")
         return float(value)
 
@@ -332,7 +337,9 @@ class _Parser:
         for name, val in value.items():
             k = _join(key, str(name))
             if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
-                raise self.error(k, f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no '__')")
+                raise self.error(
+                    k, f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no '__')"
+                )
             out[name] = self.tenant(val, k) if name in TENANT_LABELS else self.string(val, k)
         return out
 

@@ -196,3 +196,30 @@ def test_a_thousand_gpu_page_normalises_to_one_row_per_gpu() -> None:
     out = parse_dcgm(wide(samples))
     assert out.height == 1000
     assert out["power_w"].sum() == sum(range(1000))
+
+
+def test_one_pod_with_a_device_and_a_per_process_series_is_split() -> None:
+    # cgroup-direct mode upstream: no vgpu label, but FB_USED comes as device and per-pod series.
+    g = {"UUID": "GPU-1", "Hostname": "n"}
+    pod = {**g, "namespace": "team-a", "pod": "p", "container": "c"}
+    out = parse_dcgm(wide([("DCGM_FI_DEV_FB_USED", g, 1000.0), ("DCGM_FI_DEV_FB_USED", pod, 600.0),
+                           ("DCGM_FI_DEV_POWER_USAGE", pod, 250.0)]))
+    device = out.filter(~pl.col("pod_share")).row(0, named=True)
+    share = out.filter(pl.col("pod_share")).row(0, named=True)
+    assert (device["fb_used_bytes"], device["power_w"], device["tenant"]) == (1000 * MIB, 250.0, None)
+    assert (share["fb_used_bytes"], share["power_w"], share["tenant"]) == (600 * MIB, None, "team-a")
+
+
+def test_older_exporters_copying_every_field_per_pod_never_double_count() -> None:
+    # Before the per-process split, every series of a shared GPU was copied once per holding pod.
+    g = {"UUID": "GPU-1", "Hostname": "n"}
+    samples = [(f, {**g, "namespace": ns, "pod": p, "vgpu": v}, val)
+               for ns, p, v in (("team-a", "pa", "0"), ("team-b", "pb", "1"))
+               for f, val in (("DCGM_FI_DEV_GPU_UTIL", 70.0), ("DCGM_FI_DEV_POWER_USAGE", 300.0))]
+    out = parse_dcgm(wide(samples))
+    device = out.filter(~pl.col("pod_share"))
+    assert device.height == 1
+    assert (device["gpu_util_ratio"].item(), device["power_w"].item()) == (pytest.approx(0.7), 300.0)
+    shares = out.filter(pl.col("pod_share")).sort("tenant")
+    assert shares["tenant"].to_list() == ["team-a", "team-b"]
+    assert shares["gpu_util_ratio"].to_list() == [None, None]  # copies are not shares

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +18,7 @@ from collectors.targets import Job
 from collectors.vllm import parse_vllm
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 Sample = tuple[str, Mapping[str, str], float | None]
 
 

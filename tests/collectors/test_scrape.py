@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -193,6 +193,40 @@ def test_an_unusable_target_is_reported_without_a_request() -> None:
         (r,) = fetch(Target(Job.VLLM, srv.url("/metrics"), error="namespace label: bad tenant"))
     assert not r.ok and r.error == "namespace label: bad tenant" and r.attempts == 0
     assert srv.hits["/metrics"] == 0
+
+
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        pytest.param("ftp://127.0.0.1/metrics", "not an http(s) URL", id="another scheme"),
+        pytest.param("http://127.0.0.1:99999/metrics", "Port out of range", id="a port out of range"),
+        pytest.param("http:///metrics", "with a host", id="no host"),
+    ],
+)
+def test_an_invalid_url_is_a_failed_result_not_an_exception(url: str, needle: str) -> None:
+    good_page = "x 1\n"
+    with serve({"/ok": lambda h, n: send(h, good_page.encode())}) as srv:
+        bad, good = fetch(Target(Job.VLLM, url), Target(Job.VLLM, srv.url("/ok")))
+    assert not bad.ok and needle in bad.error and bad.attempts == 0
+    assert good.ok and good.text == good_page
+
+
+def test_proxy_settings_in_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, dead)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
+        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")))
+    assert r.ok, r.error
+
+
+def test_a_clock_in_another_zone_is_stored_as_utc() -> None:
+    local = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
+        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")), clock=lambda: local)
+    assert r.ts == FIXED and r.ts.utcoffset() == timedelta(0)
 
 
 def test_a_naive_clock_is_refused() -> None:

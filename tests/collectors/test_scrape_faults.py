@@ -78,7 +78,7 @@ def target(url: str, ns: str) -> Target:
     "path, needle",
     [
         pytest.param(None, "ConnectError", id="a closed port is down with a connection error"),
-        pytest.param("/slow", "timeout after 0.3s", id="a server slower than the timeout is down with a timeout"),
+        pytest.param("/slow", "timeout after 1s", id="a server slower than the timeout is down with a timeout"),
         pytest.param("/html", "no samples parsed", id="an HTML error page served with 200 is down"),
         pytest.param("/binary", "not UTF-8", id="binary garbage is down"),
         pytest.param("/controls", "no samples parsed", id="control characters that are valid UTF-8 are down"),
@@ -89,8 +89,9 @@ def test_a_fault_is_a_down_row_with_a_clear_error_and_other_targets_are_kept(fau
                                                                              needle: str) -> None:
     url = f"http://127.0.0.1:{closed_port()}/metrics" if path is None else faulty.url(path)
     batch = collect_scrape([target(url, "broken"), target(faulty.url("/good"), "healthy")], clock=lambda: T0,
-                           timeout_s=0.3, retries=1, concurrency=4, backoff_s=0.001)
+                           timeout_s=1, retries=1, concurrency=4, backoff_s=0.001)
     rows = {r["tenant"]: r for r in batch.scrapes.iter_rows(named=True)}
+    assert rows["healthy"]["up"] is True, rows["healthy"]["error"]
     assert rows["broken"]["up"] is False
     assert needle in rows["broken"]["error"]
     assert rows["healthy"]["up"] is True and rows["healthy"]["error"] is None
@@ -123,9 +124,10 @@ def test_all_faults_in_one_round_leave_the_healthy_targets_data_intact(faulty) -
                                                               ("/slow", "/html", "/binary", "/controls", "/truncated")]
     targets = [target(u, f"broken-{i}") for i, u in enumerate(faults)]
     targets += [target(faulty.url("/good"), "healthy"), target(faulty.url("/flaky"), "flaky")]
-    batch = collect_scrape(targets, clock=lambda: T0, timeout_s=0.3, retries=1, concurrency=8, backoff_s=0.001)
+    batch = collect_scrape(targets, clock=lambda: T0, timeout_s=1, retries=1, concurrency=8, backoff_s=0.001)
     up = dict(zip(batch.scrapes["tenant"], batch.scrapes["up"]))
-    assert up == {**{f"broken-{i}": False for i in range(len(faults))}, "healthy": True, "flaky": True}
+    errors = dict(zip(batch.scrapes["tenant"], batch.scrapes["error"]))
+    assert up == {**{f"broken-{i}": False for i in range(len(faults))}, "healthy": True, "flaky": True}, errors
     assert sorted(batch.normalised.engine["model"]) == ["flaky", "good"]
     assert batch.scrapes["error"].filter(~batch.scrapes["up"]).null_count() == 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -24,8 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def gpu_rows(n: int, *, start: int = 0, tenant: str | None = "team-a", power: float = 100.0,
-             t: dt.datetime = T0) -> pl.DataFrame:
+def gpu_rows(
+    n: int, *, start: int = 0, tenant: str | None = "team-a", power: float = 100.0, t: dt.datetime = T0
+) -> pl.DataFrame:
     """``n`` gpu_samples rows with distinct keys (gpu_uuid GPU-<start..start+n>)."""
     return conform(
         pl.DataFrame(
@@ -43,11 +43,18 @@ def gpu_rows(n: int, *, start: int = 0, tenant: str | None = "team-a", power: fl
     )
 
 
-def request_rows(ids: list[str], *, tenant: str = "team-a", ts: dt.datetime = T0, e2e: float = 1.0) -> pl.DataFrame:
+def request_rows(
+    ids: list[str], *, tenant: str = "team-a", ts: dt.datetime = T0, e2e: float = 1.0
+) -> pl.DataFrame:
     return conform(
         pl.DataFrame(
-            {"ts": [ts] * len(ids), "request_id": ids, "tenant": [tenant] * len(ids), "model": ["m"] * len(ids),
-             "e2e_s": [e2e] * len(ids)}
+            {
+                "ts": [ts] * len(ids),
+                "request_id": ids,
+                "tenant": [tenant] * len(ids),
+                "model": ["m"] * len(ids),
+                "e2e_s": [e2e] * len(ids),
+            }
         ),
         REQUESTS,
         fill_missing=True,
@@ -67,7 +74,9 @@ def all_files(root: Path) -> list[str]:
 
 def test_write_lays_out_hive_partitions_and_reads_back_the_conformed_schema(tmp_path: Path) -> None:
     late = dt.datetime(2024, 5, 1, 23, 59, 59, 999000, tzinfo=dt.UTC)
-    batch = pl.concat([gpu_rows(2, t=late), gpu_rows(1, start=5, tenant=None, t=late + dt.timedelta(seconds=1))])
+    batch = pl.concat(
+        [gpu_rows(2, t=late), gpu_rows(1, start=5, tenant=None, t=late + dt.timedelta(seconds=1))]
+    )
     report = write_dataset(tmp_path, GPU_SAMPLES, batch)
     assert report.rows == 3 and report.replaced == 0 and report.rejected == ()
     files = [f for f in all_files(tmp_path) if f.endswith(".parquet")]
@@ -91,9 +100,14 @@ def test_date_partition_is_the_utc_date_of_ts_whatever_zone_the_frame_had(tmp_pa
 
 
 def test_a_data_set_partitioned_by_date_only_has_no_tenant_level(tmp_path: Path) -> None:
-    inv = conform(pl.DataFrame({"ts": [T0], "node": ["node-1"], "gpu_count": [8]}), INVENTORY, fill_missing=True)
+    inv = conform(
+        pl.DataFrame({"ts": [T0], "node": ["node-1"], "gpu_count": [8]}), INVENTORY, fill_missing=True
+    )
     write_dataset(tmp_path, INVENTORY, inv)
-    assert all_files(tmp_path) == ["inventory/date=2024-05-01/.lock", "inventory/date=2024-05-01/part-0.parquet"]
+    assert all_files(tmp_path) == [
+        "inventory/date=2024-05-01/.lock",
+        "inventory/date=2024-05-01/part-0.parquet",
+    ]
     assert_frame_equal(read_dataset(tmp_path, INVENTORY).collect(), inv)
     with pytest.raises(StoreError, match="not partitioned by tenant"):
         read_dataset(tmp_path, INVENTORY, tenants=["team-a"])
@@ -155,9 +169,19 @@ def test_negative_zero_and_zero_in_a_float_key_are_one_key(tmp_path: Path) -> No
 
     def hist(le: float, value: float) -> pl.DataFrame:
         return conform(
-            pl.DataFrame({"ts": [T0], "tenant": ["team-a"], "engine": ["vllm"], "model": ["m"], "metric": ["ttft_s"],
-                          "le": [le], "value": [value]}),
-            ENGINE_HIST, fill_missing=True,
+            pl.DataFrame(
+                {
+                    "ts": [T0],
+                    "tenant": ["team-a"],
+                    "engine": ["vllm"],
+                    "model": ["m"],
+                    "metric": ["ttft_s"],
+                    "le": [le],
+                    "value": [value],
+                }
+            ),
+            ENGINE_HIST,
+            fill_missing=True,
         )
 
     write_dataset(tmp_path, ENGINE_HIST, pl.concat([hist(-0.0, 1.0), hist(0.0, 2.0)]))
@@ -199,6 +223,28 @@ def test_parts_written_by_another_tool_are_still_merged_on_key(tmp_path: Path) -
     gpu_rows(3, power=1.0).write_parquet(pdir / "part-0.parquet")
     write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(3, power=2.0))
     assert read_sorted(tmp_path)["power_w"].to_list() == [2.0, 3.0, 4.0]
+
+
+def test_a_part_of_an_older_schema_is_merged_with_its_missing_columns_as_nulls(tmp_path: Path) -> None:
+    pdir = tmp_path / "gpu_samples" / "tenant=team-a" / "date=2024-05-01"
+    pdir.mkdir(parents=True)
+    gpu_rows(3, power=1.0).drop("xid_last").write_parquet(pdir / "part-0.parquet")
+    assert read_sorted(tmp_path)["xid_last"].null_count() == 3
+    write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(1, power=2.0).with_columns(xid_last=pl.lit(43, pl.Int64)))
+    back = read_sorted(tmp_path)
+    assert back.schema == GPU_SAMPLES.schema and back["xid_last"].to_list() == [43, None, None]
+
+
+def test_a_part_with_another_dtype_is_refused_naming_the_file_and_column(tmp_path: Path) -> None:
+    pdir = tmp_path / "gpu_samples" / "tenant=team-a" / "date=2024-05-01"
+    pdir.mkdir(parents=True)
+    gpu_rows(3).with_columns(pl.col("mig_instance").cast(pl.Utf8)).write_parquet(pdir / "part-0.parquet")
+    for action in (
+        lambda: write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(1)),
+        lambda: read_dataset(tmp_path, GPU_SAMPLES),
+    ):
+        with pytest.raises(StoreError, match=r"part-0\.parquet: column 'mig_instance' is String"):
+            action()
 
 
 # --- tenants ---------------------------------------------------------------------------------------
@@ -286,10 +332,14 @@ def test_read_arguments_are_validated(tmp_path: Path, kwargs: dict, message: str
 
 def test_list_partitions_names_tenant_and_date_and_ignores_partitions_without_parts(tmp_path: Path) -> None:
     _three_partitions(tmp_path)
-    (tmp_path / "gpu_samples" / "tenant=team-c" / "date=2024-05-09").mkdir(parents=True)  # a killed first write
+    (tmp_path / "gpu_samples" / "tenant=team-c" / "date=2024-05-09").mkdir(
+        parents=True
+    )  # a killed first write
     parts = list_partitions(tmp_path, GPU_SAMPLES)
     assert [(p.tenant, p.date) for p in parts] == [
-        ("team-a", dt.date(2024, 5, 1)), ("team-a", dt.date(2024, 5, 2)), ("team-b", dt.date(2024, 5, 1))
+        ("team-a", dt.date(2024, 5, 1)),
+        ("team-a", dt.date(2024, 5, 2)),
+        ("team-b", dt.date(2024, 5, 1)),
     ]
 
 
@@ -301,7 +351,9 @@ def test_a_foreign_directory_in_the_data_set_is_an_error_naming_it(tmp_path: Pat
 
 
 def test_duckdb_reads_the_data_set_as_it_is(tmp_path: Path) -> None:
-    batch = pl.concat([gpu_rows(5), gpu_rows(3, start=10, tenant="team-b"), gpu_rows(2, start=20, tenant=None)])
+    batch = pl.concat(
+        [gpu_rows(5), gpu_rows(3, start=10, tenant="team-b"), gpu_rows(2, start=20, tenant=None)]
+    )
     write_dataset(tmp_path, GPU_SAMPLES, batch)
     write_dataset(tmp_path, GPU_SAMPLES, batch)  # a rewrite must not duplicate rows for DuckDB either
     glob = str(tmp_path / "gpu_samples" / "**" / "*.parquet")
@@ -310,9 +362,7 @@ def test_duckdb_reads_the_data_set_as_it_is(tmp_path: Path) -> None:
     assert "date" in got.columns and got.height == batch.height
     # DuckDB takes tenant from the path, so rows without a tenant show the `_none` directory value.
     got = got.with_columns(pl.col("tenant").replace(NO_TENANT, None)).select(list(GPU_SAMPLES.columns))
-    assert_frame_equal(
-        conform(got, GPU_SAMPLES).sort("gpu_uuid"), read_sorted(tmp_path).sort("gpu_uuid")
-    )
+    assert_frame_equal(conform(got, GPU_SAMPLES).sort("gpu_uuid"), read_sorted(tmp_path).sort("gpu_uuid"))
 
 
 # --- atomicity and locking: real processes ---------------------------------------------------------
@@ -357,8 +407,11 @@ def _run_killed_writer(root: Path, batch: pl.DataFrame, tmp: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "first_rows", [pytest.param(0, id="a killed first write leaves no file"),
-                   pytest.param(40, id="a killed rewrite leaves the old part whole")],
+    "first_rows",
+    [
+        pytest.param(0, id="a killed first write leaves no file"),
+        pytest.param(40, id="a killed rewrite leaves the old part whole"),
+    ],
 )
 def test_a_writer_killed_mid_file_leaves_the_data_set_complete(tmp_path: Path, first_rows: int) -> None:
     root = tmp_path / "data"
@@ -376,7 +429,9 @@ def test_a_writer_killed_mid_file_leaves_the_data_set_complete(tmp_path: Path, f
     # The next write completes the batch and sweeps the temp file.
     write_dataset(root, GPU_SAMPLES, gpu_rows(60, power=2.0))
     assert not list(pdir.glob(f"{store.TMP_PREFIX}*"))
-    assert_frame_equal(read_sorted(root), gpu_rows(60, power=2.0).sort(list(GPU_SAMPLES.key), nulls_last=True))
+    assert_frame_equal(
+        read_sorted(root), gpu_rows(60, power=2.0).sort(list(GPU_SAMPLES.key), nulls_last=True)
+    )
 
 
 _WRITER = textwrap.dedent(
@@ -390,8 +445,8 @@ _WRITER = textwrap.dedent(
     t0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
     for b in range({batches}):
         uuids = [f"W{who}-{{b}}-{{i}}" for i in range(20)]
-        frame = pl.DataFrame({{"ts": [t0] * 20, "node": ["n"] * 20, "gpu_uuid": uuids, "tenant": ["team-a"] * 20,
-                              "pod_share": [False] * 20}})
+        frame = pl.DataFrame({{"ts": [t0] * 20, "node": ["n"] * 20, "gpu_uuid": uuids,
+                              "tenant": ["team-a"] * 20, "pod_share": [False] * 20}})
         write_dataset({root!r}, GPU_SAMPLES, conform(frame, GPU_SAMPLES, fill_missing=True))
     """
 )
@@ -401,7 +456,11 @@ def test_concurrent_writers_to_one_partition_lose_no_rows(tmp_path: Path) -> Non
     batches = 25
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER.format(repo=str(REPO), root=str(tmp_path), who=who, batches=batches)]
+            [
+                sys.executable,
+                "-c",
+                _WRITER.format(repo=str(REPO), root=str(tmp_path), who=who, batches=batches),
+            ]
         )
         for who in range(3)
     ]
@@ -421,11 +480,18 @@ def test_a_write_holds_the_partition_lock_against_other_processes(tmp_path: Path
 
     def probe(df, fh, meta):
         lock = Path(fh.name).parent / store.LOCK_NAME
-        seen.append(subprocess.run([sys.executable, "-c", probe_script, str(lock)], timeout=60).returncode)
+        seen.append(
+            subprocess.run(
+                [sys.executable, "-c", probe_script, str(lock)], check=False, timeout=60
+            ).returncode
+        )
         real(df, fh, meta)
 
     monkeypatch.setattr(store, "_encode", probe)
     write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(3))
     assert seen == [3]  # another process could not take the lock during the write
     lock = tmp_path / "gpu_samples" / "tenant=team-a" / "date=2024-05-01" / store.LOCK_NAME
-    assert subprocess.run([sys.executable, "-c", probe_script, str(lock)], timeout=60).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "-c", probe_script, str(lock)], check=False, timeout=60).returncode
+        == 0
+    )

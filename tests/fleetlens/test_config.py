@@ -45,7 +45,7 @@ def documented_keys() -> list[str]:
 
 
 def yaml_keys(value: object, prefix: str = "") -> set[str]:
-    """Dotted keys present in a parsed YAML document, lists as ``[]`` (mapping-valued labels not descended)."""
+    """Dotted keys in a parsed YAML document, lists as ``[]`` (free-form mappings not descended)."""
     out: set[str] = set()
     if isinstance(value, dict):
         for k, v in value.items():
@@ -113,13 +113,18 @@ def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, ""))
     assert cfg == Config(source=cfg.source, data_dir=tmp_path / "fleetlens-data")
     assert (cfg.collect.interval_s, cfg.collect.timeout_s, cfg.collect.retries, cfg.collect.concurrency) == (
-        15.0, 5.0, 2, 16,
+        15.0,
+        5.0,
+        2,
+        16,
     )
     assert cfg.prometheus is None and cfg.simulator is None and cfg.tenants == ()
 
 
 def test_parse_config_without_a_base_dir_keeps_relative_paths() -> None:
-    cfg = parse_config({"data_dir": "d", "collect": {"kubernetes": {"pod_list": "/abs/pods.json"}}}, source="t")
+    cfg = parse_config(
+        {"data_dir": "d", "collect": {"kubernetes": {"pod_list": "/abs/pods.json"}}}, source="t"
+    )
     assert cfg.data_dir == Path("d") and cfg.collect.kubernetes.pod_list == Path("/abs/pods.json")
 
 
@@ -131,58 +136,162 @@ GOOD_TARGET = {"job": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
 @pytest.mark.parametrize(
     "mapping, key, message",
     [
-        pytest.param({"clustr": "x"}, "clustr", "did you mean 'cluster'", id="a misspelt top-level key is refused"),
-        pytest.param({"collect": {"intervall_s": 1}}, "collect.intervall_s", "did you mean 'interval_s'",
-                     id="a misspelt nested key is refused with a suggestion"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET, GOOD_TARGET | {"url": "http://b", "lables": {}}]}},
-                     "collect.targets[1].lables", "did you mean 'labels'", id="a misspelt target key names its index"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET, GOOD_TARGET, GOOD_TARGET | {"url": "ftp://x/m"}]}},
-                     "collect.targets[1].url", "already the target collect.targets[0]",
-                     id="a target listed twice is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"url": "ftp://host/metrics"}]}},
-                     "collect.targets[0].url", "http", id="a non-http url scheme is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"url": "http:///metrics"}]}},
-                     "collect.targets[0].url", "with a host", id="a url without a host is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"url": "http://h:99999/metrics"}]}},
-                     "collect.targets[0].url", "Port out of range", id="a url with an impossible port is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"job": "nvidia"}]}},
-                     "collect.targets[0].job", "not a job", id="an unknown job is refused"),
-        pytest.param({"collect": {"targets": [{"job": "dcgm"}]}}, "collect.targets[0].url", "missing",
-                     id="a target without a url is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"labels": {"bad-name": "x"}}]}},
-                     "collect.targets[0].labels.bad-name", "label name", id="an invalid label name is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"labels": {"__name__": "x"}}]}},
-                     "collect.targets[0].labels.__name__", "label name", id="a reserved label name is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"labels": {"namespace": "Team_A"}}]}},
-                     "collect.targets[0].labels.namespace", "RFC 1123",
-                     id="a namespace label that is not a tenant name is refused"),
-        pytest.param({"collect": {"targets": [GOOD_TARGET | {"labels": {"model_version": 123456}}]}},
-                     "collect.targets[0].labels.model_version", "quote it", id="a numeric label value must be quoted"),
-        pytest.param({"collect": {"interval_s": 0}}, "collect.interval_s", "positive", id="a zero interval is refused"),
-        pytest.param({"collect": {"interval_s": "fast"}}, "collect.interval_s", "number",
-                     id="a non-numeric interval is refused"),
-        pytest.param({"collect": {"retries": True}}, "collect.retries", "integer", id="a boolean retry count is refused"),
-        pytest.param({"collect": {"retries": 1.5}}, "collect.retries", "integer", id="a fractional retry count is refused"),
-        pytest.param({"collect": {"concurrency": 0}}, "collect.concurrency", "at least 1",
-                     id="zero concurrency is refused"),
-        pytest.param({"collect": {"interval_s": 5, "timeout_s": 10}}, "collect.timeout_s", "longer than interval_s",
-                     id="a timeout longer than the interval is refused"),
-        pytest.param({"collect": {"targets": {"job": "dcgm"}}}, "collect.targets", "expected a list",
-                     id="targets that are not a list are refused"),
-        pytest.param({"prometheus": {"bearer_token": "x"}}, "prometheus.url", "missing",
-                     id="a prometheus section without a url is refused"),
-        pytest.param({"prometheus": {"url": "http://p:9090", "selectors": {"dgcm": "{}"}}}, "prometheus.selectors.dgcm",
-                     "did you mean 'dcgm'", id="a selector for an unknown job is refused"),
-        pytest.param({"prometheus": {"url": "http://p:9090", "chunk_s": -1}}, "prometheus.chunk_s", "positive",
-                     id="a negative chunk is refused"),
-        pytest.param({"tenants": [{"name": "team-a"}, {"name": "../etc"}]}, "tenants[1].name", "RFC 1123",
-                     id="a tenant that could escape a path is refused"),
-        pytest.param({"tenants": [{"name": "a" * 64}]}, "tenants[0].name", "RFC 1123",
-                     id="a 64-character tenant is refused"),
-        pytest.param({"tenants": [{"name": "team-a"}, {"name": "team-a"}]}, "tenants[1].name", "twice",
-                     id="a tenant listed twice is refused"),
-        pytest.param({"cluster": "prod eu"}, "cluster", "cluster name", id="a cluster name with a space is refused"),
-        pytest.param({"simulator": ["seed", 7]}, "simulator", "mapping", id="a simulator section must be a mapping"),
+        pytest.param(
+            {"clustr": "x"}, "clustr", "did you mean 'cluster'", id="a misspelt top-level key is refused"
+        ),
+        pytest.param(
+            {"collect": {"intervall_s": 1}},
+            "collect.intervall_s",
+            "did you mean 'interval_s'",
+            id="a misspelt nested key is refused with a suggestion",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET, GOOD_TARGET | {"url": "http://b", "lables": {}}]}},
+            "collect.targets[1].lables",
+            "did you mean 'labels'",
+            id="a misspelt target key names its index",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET, GOOD_TARGET, GOOD_TARGET | {"url": "ftp://x/m"}]}},
+            "collect.targets[1].url",
+            "already the target collect.targets[0]",
+            id="a target listed twice is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"url": "ftp://host/metrics"}]}},
+            "collect.targets[0].url",
+            "http",
+            id="a non-http url scheme is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"url": "http:///metrics"}]}},
+            "collect.targets[0].url",
+            "with a host",
+            id="a url without a host is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"url": "http://h:99999/metrics"}]}},
+            "collect.targets[0].url",
+            "Port out of range",
+            id="a url with an impossible port is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"job": "nvidia"}]}},
+            "collect.targets[0].job",
+            "not a job",
+            id="an unknown job is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [{"job": "dcgm"}]}},
+            "collect.targets[0].url",
+            "missing",
+            id="a target without a url is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"labels": {"bad-name": "x"}}]}},
+            "collect.targets[0].labels.bad-name",
+            "label name",
+            id="an invalid label name is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"labels": {"__name__": "x"}}]}},
+            "collect.targets[0].labels.__name__",
+            "label name",
+            id="a reserved label name is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"labels": {"namespace": "Team_A"}}]}},
+            "collect.targets[0].labels.namespace",
+            "RFC 1123",
+            id="a namespace label that is not a tenant name is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": [GOOD_TARGET | {"labels": {"model_version": 123456}}]}},
+            "collect.targets[0].labels.model_version",
+            "quote it",
+            id="a numeric label value must be quoted",
+        ),
+        pytest.param(
+            {"collect": {"interval_s": 0}}, "collect.interval_s", "positive", id="a zero interval is refused"
+        ),
+        pytest.param(
+            {"collect": {"interval_s": "fast"}},
+            "collect.interval_s",
+            "number",
+            id="a non-numeric interval is refused",
+        ),
+        pytest.param(
+            {"collect": {"retries": True}},
+            "collect.retries",
+            "integer",
+            id="a boolean retry count is refused",
+        ),
+        pytest.param(
+            {"collect": {"retries": 1.5}},
+            "collect.retries",
+            "integer",
+            id="a fractional retry count is refused",
+        ),
+        pytest.param(
+            {"collect": {"concurrency": 0}},
+            "collect.concurrency",
+            "at least 1",
+            id="zero concurrency is refused",
+        ),
+        pytest.param(
+            {"collect": {"interval_s": 5, "timeout_s": 10}},
+            "collect.timeout_s",
+            "longer than interval_s",
+            id="a timeout longer than the interval is refused",
+        ),
+        pytest.param(
+            {"collect": {"targets": {"job": "dcgm"}}},
+            "collect.targets",
+            "expected a list",
+            id="targets that are not a list are refused",
+        ),
+        pytest.param(
+            {"prometheus": {"bearer_token": "x"}},
+            "prometheus.url",
+            "missing",
+            id="a prometheus section without a url is refused",
+        ),
+        pytest.param(
+            {"prometheus": {"url": "http://p:9090", "selectors": {"dgcm": "{}"}}},
+            "prometheus.selectors.dgcm",
+            "did you mean 'dcgm'",
+            id="a selector for an unknown job is refused",
+        ),
+        pytest.param(
+            {"prometheus": {"url": "http://p:9090", "chunk_s": -1}},
+            "prometheus.chunk_s",
+            "positive",
+            id="a negative chunk is refused",
+        ),
+        pytest.param(
+            {"tenants": [{"name": "team-a"}, {"name": "../etc"}]},
+            "tenants[1].name",
+            "RFC 1123",
+            id="a tenant that could escape a path is refused",
+        ),
+        pytest.param(
+            {"tenants": [{"name": "a" * 64}]},
+            "tenants[0].name",
+            "RFC 1123",
+            id="a 64-character tenant is refused",
+        ),
+        pytest.param(
+            {"tenants": [{"name": "team-a"}, {"name": "team-a"}]},
+            "tenants[1].name",
+            "twice",
+            id="a tenant listed twice is refused",
+        ),
+        pytest.param(
+            {"cluster": "prod eu"}, "cluster", "cluster name", id="a cluster name with a space is refused"
+        ),
+        pytest.param(
+            {"simulator": ["seed", 7]}, "simulator", "mapping", id="a simulator section must be a mapping"
+        ),
         pytest.param({"data_dir": ""}, "data_dir", "empty", id="an empty data_dir is refused"),
     ],
 )
@@ -194,7 +303,9 @@ def test_bad_values_raise_a_config_error_naming_the_key(mapping: dict, key: str,
 
 
 def test_an_error_in_a_file_names_the_file_and_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cluster: prod
         collect:
           targets:
@@ -202,7 +313,8 @@ def test_an_error_in_a_file_names_the_file_and_the_line(tmp_path: Path) -> None:
               url: http://a:9400/metrics
             - job: vllm
               url: gopher://b/metrics
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.key == "collect.targets[1].url" and err.value.source == str(path)
@@ -212,7 +324,9 @@ def test_an_error_in_a_file_names_the_file_and_the_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text, line",
     [
-        pytest.param("cluster: prod\ncollect:\n  interval_s: [1\n", 4, id="an unclosed flow list names its line"),
+        pytest.param(
+            "cluster: prod\ncollect:\n  interval_s: [1\n", 4, id="an unclosed flow list names its line"
+        ),
         pytest.param("cluster: prod\n  data_dir: x\n", 2, id="a bad indentation names its line"),
         pytest.param("a: 'x\n", 2, id="an unterminated quote names its line"),
     ],
@@ -227,11 +341,14 @@ def test_a_yaml_syntax_error_names_the_line(tmp_path: Path, text: str, line: int
 
 
 def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         collect:
           interval_s: 15
           interval_s: 30
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match=r"collect\.interval_s: duplicate key \(line 4\)"):
         load_config(path)
 
@@ -273,8 +390,14 @@ def test_env_substitution_fills_strings_numbers_and_the_simulator_section(monkey
 @pytest.mark.parametrize(
     "value, message",
     [
-        pytest.param("${env:FL_TEST_SURELY_UNSET}", "FL_TEST_SURELY_UNSET is not set", id="an unset variable is an error"),
-        pytest.param("${env:1BAD}", "not an environment variable name", id="an invalid variable name is an error"),
+        pytest.param(
+            "${env:FL_TEST_SURELY_UNSET}",
+            "FL_TEST_SURELY_UNSET is not set",
+            id="an unset variable is an error",
+        ),
+        pytest.param(
+            "${env:1BAD}", "not an environment variable name", id="an invalid variable name is an error"
+        ),
     ],
 )
 def test_env_substitution_errors_name_the_key(monkeypatch, value: str, message: str) -> None:
@@ -286,7 +409,9 @@ def test_env_substitution_errors_name_the_key(monkeypatch, value: str, message: 
 
 def test_a_number_from_the_environment_must_be_a_number(monkeypatch) -> None:
     monkeypatch.setenv("FL_TEST_INTERVAL", "soon")
-    with pytest.raises(ConfigError, match=r"collect\.interval_s: expected a number, the environment gave 'soon'"):
+    with pytest.raises(
+        ConfigError, match=r"collect\.interval_s: expected a number, the environment gave 'soon'"
+    ):
         parse_config({"collect": {"interval_s": "${env:FL_TEST_INTERVAL}"}}, source="t")
 
 
@@ -304,7 +429,12 @@ def test_no_module_but_fleetlens_env_reads_the_environment() -> None:
             if path == REPO / "fleetlens" / "env.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb", "putenv"):
+                if isinstance(node, ast.Attribute) and node.attr in (
+                    "environ",
+                    "getenv",
+                    "environb",
+                    "putenv",
+                ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
     assert config_module.env is env
