@@ -32,87 +32,120 @@ INT_RE = r"^-?[0-9]+$"
 LABEL_LIST = pl.List(pl.Struct({"name": pl.Utf8, "value": pl.Utf8}))
 
 
-def split_lines(text: str) -> pl.DataFrame:
-    """One row per line: ``line`` (1-based UInt32) and ``t``, the line *with* its ``\\n`` (and any ``\\r``).
+class Lines:
+    """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``)."""
 
-    Lines are cut at newline byte offsets straight into an Arrow buffer: no Python string per line.
-    Keeping the line ending costs nothing here; every reader below strips or tolerates it.
-    """
-    data = text.encode("utf-8", "surrogatepass")
-    if not data:
-        return pl.DataFrame(schema={"line": pl.UInt32, "t": pl.Utf8})
-    cuts = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
-    if not len(cuts) or cuts[-1] != len(data):
-        cuts = np.append(cuts, len(data))  # a last line with no newline
-    offsets = np.concatenate(([0], cuts)).astype(np.int64)
-    arr = pa.LargeStringArray.from_buffers(len(cuts), pa.py_buffer(offsets), pa.py_buffer(data))
-    return pl.DataFrame({"t": pl.from_arrow(arr)}).with_row_index("line", offset=1)
+    def __init__(self, text: str) -> None:
+        self.data = text.encode("utf-8")
+        self.arr = np.frombuffer(self.data, dtype=np.uint8)
+        nl = np.flatnonzero(self.arr == 10)
+        starts = np.concatenate(([0], nl + 1))
+        ends = np.concatenate((nl, [len(self.data)]))
+        if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
+            starts, ends = starts[:-1], ends[:-1]
+        # Drop a '\r' before the '\n' (CRLF pages).
+        cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
+        self.starts, self.ends = starts, ends - cr
+        self._windows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def text(self, line: int) -> str:
+        """The text of a line (1-based), without its line ending."""
+        return self.data[self.starts[line - 1] : self.ends[line - 1]].decode("utf-8")
+
+    def views(self, off: np.ndarray, length: np.ndarray) -> pl.Series:
+        """A polars string column of byte ranges of the page, built as Arrow string views (no copy).
+
+        A view is 16 bytes: length, then either the string itself (up to 12 bytes) or its first 4
+        bytes, a buffer index and an offset. The ranges here are cut at ASCII bytes, so each one is
+        valid UTF-8 whenever the page is.
+        """
+        n = len(off)
+        if not n:
+            return pl.Series(dtype=pl.Utf8)
+        if self._windows is None:
+            padded = np.concatenate((self.arr, np.zeros(12, dtype=np.uint8)))
+            self._windows = np.lib.stride_tricks.sliding_window_view(padded, 12)
+        view = np.empty((n, 4), dtype=np.uint32)
+        view[:, 0] = length
+        view[:, 1] = np.ascontiguousarray(self._windows[off, :4]).view(np.uint32).ravel()  # the prefix
+        view[:, 2] = 0  # buffer index
+        view[:, 3] = off
+        short = np.flatnonzero(length <= 12)
+        if len(short):  # short strings live in the view itself, zero-padded
+            raw = self._windows[off[short]]
+            raw[np.arange(12)[None, :] >= length[short, None]] = 0
+            view.view(np.uint8).reshape(n, 16)[short, 4:16] = raw
+        arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(view), pa.py_buffer(self.data)])
+        return pl.from_arrow(arr)  # type: ignore[return-value]
 
 
-def strip_eol(line: str) -> str:
-    """A line without its ``\\n`` and ``\\r``."""
-    if line.endswith("\n"):
-        line = line[:-1]
-    return line[:-1] if line.endswith("\r") else line
-
-
-def split_and_match(text: str) -> tuple[pl.Series, pl.DataFrame, list[tuple[int, str]]]:
+def split_and_match(text: str) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]]]:
     """Split the page and cut well-formed sample lines into name / body / value / timestamp.
 
-    Returns every line's text, the candidate samples (``line``, ``t``, ``name``, ``body``, ``val``, ``ts`` as text)
-    and every other line (comments, blanks, anything odd), in order, for the careful reader.
-    A labelled line is cut at its first ``{`` and last ``}``: the name before must be a valid
-    metric name and the text after must be exactly ``value [timestamp]``, so the body between is
-    the whole label set (its own syntax is checked per distinct body in ``parse_bodies``).
+    Returns the lines, the candidate samples (``line``, ``name``, ``body``, ``val``, ``ts`` as
+    text) and every other line (comments, blanks, anything odd), in order, for the careful reader.
+    A labelled line is cut at its first ``{`` and last ``}``, found with numpy on the page's bytes:
+    the name before must be a valid metric name and the text after exactly ``value [timestamp]``,
+    so the body between is the whole label set (its syntax is checked per distinct body later).
     """
-    frame = split_lines(text)
-    c = pl.col("t")
-    b, e, n = pl.col("b"), pl.col("e"), pl.col("n")
-    frame = frame.with_columns(
-        c.str.find("{", literal=True).alias("b"),
-        c.str.find(r"\}[^}]*$").alias("e"),
-        c.str.len_bytes().alias("n"),
-        c.str.starts_with("#").alias("com"),
-    )
-    labelled = ~pl.col("com") & b.is_not_null() & e.is_not_null() & (e > b)
-    # b and the text after e are ASCII in any line that passes the checks, so byte offsets
-    # double as character offsets there; lines where they would not are rejected by those checks.
-    lab = frame.filter(labelled).select(
-        "line",
-        "t",
-        c.str.head(b).alias("name"),
-        c.str.slice(b + 1, c.str.len_chars() - b - 1 - (n - e)).alias("body"),
-        c.str.tail(n - e - 1).alias("suf"),
+    lines = Lines(text)
+    arr, starts, ends = lines.arr, lines.starts, lines.ends
+    n = len(lines)
+    if not n:
+        empty = pl.DataFrame(schema={"line": pl.UInt32, "name": pl.Utf8, "body": pl.Utf8, "val": pl.Utf8, "ts": pl.Utf8})
+        return lines, empty, []
+    lb = np.flatnonzero(arr == 123)  # '{'
+    rb = np.flatnonzero(arr == 125)  # '}'
+    i = np.searchsorted(lb, starts)
+    b = lb[np.minimum(i, max(len(lb) - 1, 0))] if len(lb) else np.zeros(n, dtype=np.int64)
+    j = np.searchsorted(rb, ends) - 1
+    e = rb[np.maximum(j, 0)] if len(rb) else np.zeros(n, dtype=np.int64)
+    first = np.where(ends > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
+    comment = first == 35  # '#'
+    labelled = (i < len(lb)) & (b < ends) & (j >= 0) & (e >= starts) & (e > b) & ~comment
+    number = np.arange(1, n + 1, dtype=np.uint32)
+    idx = np.flatnonzero(labelled)
+    lab = pl.DataFrame(
+        {
+            "line": number[idx],
+            "name": lines.views(starts[idx], b[idx] - starts[idx]),
+            "body": lines.views(b[idx] + 1, e[idx] - b[idx] - 1),
+            "suf": lines.views(e[idx] + 1, ends[idx] - e[idx] - 1),
+        }
     )
     lab = lab.filter(pl.col("suf").str.contains(SUFFIX_RE))
-    sv = pl.col("suf").str.strip_chars(" \t\r\n")
-    lab = lab.with_columns(sv.alias("val"), pl.lit(None, pl.Utf8).alias("ts"))
+    lab = lab.with_columns(pl.col("suf").str.strip_chars(" \t").alias("val"), pl.lit(None, pl.Utf8).alias("ts"))
     if lab["val"].str.contains("[ \t]").any():
-        has_ts = pl.col("val").str.contains("[ \t]")
+        has_ts, v = pl.col("val").str.contains("[ \t]"), pl.col("val")
         lab = lab.with_columns(
-            pl.when(has_ts).then(pl.col("val").str.extract(r"^([^ \t]+)", 1)).otherwise(pl.col("val")).alias("val"),
-            pl.when(has_ts).then(pl.col("val").str.extract(r"([^ \t]+)$", 1)).alias("ts"),
+            pl.when(has_ts).then(v.str.extract(r"^([^ \t]+)", 1)).otherwise(v).alias("val"),
+            pl.when(has_ts).then(v.str.extract(r"([^ \t]+)$", 1)).alias("ts"),
         )
-    plain = frame.filter(~pl.col("com") & b.is_null())
+    names = [x for x in lab["name"].unique().to_list() if METRIC_NAME_RE.fullmatch(x)]
+    lab = lab.filter(pl.col("name").is_in(pl.Series(names, dtype=pl.Utf8).implode())).drop("suf")
+    pidx = np.flatnonzero(~labelled & ~comment & (ends > starts))
     groups = pl.col("t").str.extract_groups(PLAIN_RE)
-    plain = plain.select(
-        "line",
-        "t",
-        groups.struct.field("1").alias("name"),
-        pl.lit("").alias("body"),
-        groups.struct.field("2").alias("val"),
-        groups.struct.field("3").alias("ts"),
-    ).drop_nulls("name")
-    names = pl.Series(
-        [x for x in lab["name"].unique().to_list() if METRIC_NAME_RE.fullmatch(x)], dtype=pl.Utf8
+    plain = (
+        pl.DataFrame({"line": number[pidx], "t": lines.views(starts[pidx], ends[pidx] - starts[pidx])})
+        .select(
+            "line",
+            groups.struct.field("1").alias("name"),
+            pl.lit("").alias("body"),
+            groups.struct.field("2").alias("val"),
+            groups.struct.field("3").alias("ts"),
+        )
+        .drop_nulls("name")
     )
-    lab = lab.filter(pl.col("name").is_in(names.implode())).select(plain.columns)
-    cand = pl.concat([lab, plain]).sort("line")
-    taken = np.zeros(frame.height, dtype=bool)
-    taken[cand["line"].to_numpy() - 1] = True
-    rest = frame.filter(pl.Series(~taken))
-    others = list(zip(rest["line"].to_list(), [strip_eol(x) for x in rest["t"].to_list()], strict=True))
-    return frame["t"], cand, others
+    cand = pl.concat([lab, plain]) if plain.height else lab
+    if plain.height and lab.height:
+        cand = cand.sort("line")
+    taken = np.zeros(n, dtype=bool)
+    taken[cand["line"].to_numpy().astype(np.int64) - 1] = True
+    others = [(int(k) + 1, lines.text(int(k) + 1)) for k in np.flatnonzero(~taken)]
+    return lines, cand, others
 
 
 def _unescape(raw: str) -> str:
@@ -127,27 +160,23 @@ def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
     plainly well-formed (bad syntax, a duplicate or reserved label name): their lines go to the
     careful reader, which names the fault.
     """
-    frame = pl.DataFrame({"body": bodies}).with_columns(pl.col("body").str.contains(BODY_RE).alias("ok"))
-    pair = pl.element()
-    eq = pair.str.find("=", literal=True)  # label names are ASCII: byte offset = character offset
-    lists = frame.select(
-        pl.when(pl.col("ok"))
-        .then(pl.col("body"))
-        .str.extract_all(PAIR_RE)
-        .list.eval(
-            pl.struct(
-                pair.str.head(eq).str.strip_chars_end(" \t").alias("name"),
-                pair.str.slice(eq + 1)
-                .str.strip_chars_start(" \t")
-                .str.strip_prefix('"')
-                .str.strip_suffix('"')
-                .alias("value"),
-            )
+    frame = pl.DataFrame({"body": bodies}).with_row_index("bid")
+    ok = frame["body"].str.contains(BODY_RE)
+    p, eq = pl.col("p"), pl.col("eq")
+    flat = (
+        frame.filter(ok)
+        .select("bid", pl.col("body").str.extract_all(PAIR_RE).alias("p"))
+        .explode("p")
+        .drop_nulls("p")
+        .with_columns(p.str.find("=", literal=True).alias("eq"))
+        .select(
+            "bid",
+            # Label names are ASCII, so the byte offset of '=' is also its character offset.
+            p.str.head(eq).str.strip_chars_end(" \t").alias("name"),
+            p.str.slice(eq + 1).str.strip_chars_start(" \t").str.strip_prefix('"').str.strip_suffix('"').alias("value"),
         )
-        .alias("__labels__")
-    ).to_series()
-    flat = pl.DataFrame({"l": lists}).with_row_index("bid").explode("l").drop_nulls("l").unnest("l")
-    bad = set(frame.with_row_index("bid").filter(~pl.col("ok"))["bid"].to_list())
+    )
+    bad = set(frame.filter(~ok)["bid"].to_list())
     flawed = pl.struct("bid", "name").is_duplicated() | pl.col("name").is_in(sorted(RESERVED))
     bad_now = flat.filter(flawed)["bid"].unique()
     if len(bad_now):
@@ -160,8 +189,7 @@ def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
         fixed = [_unescape(v) for v in values.filter(escaped).to_list()]
         values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.Utf8))
         flat = flat.with_columns(values.alias("value"))
-        lists = _relist(flat, len(bodies))
-    return lists, flat, bad
+    return _relist(flat, len(bodies)), flat, bad
 
 
 def _relist(flat: pl.DataFrame, n: int) -> pl.Series:
@@ -169,13 +197,13 @@ def _relist(flat: pl.DataFrame, n: int) -> pl.Series:
     grouped = flat.group_by("bid", maintain_order=True).agg(pl.struct("name", "value").alias("__labels__"))
     every = pl.DataFrame({"bid": pl.arange(0, n, dtype=pl.UInt32, eager=True)})
     out = every.join(grouped, on="bid", how="left", maintain_order="left")["__labels__"]
-    return out.fill_null(pl.lit([], dtype=LABEL_LIST))
+    return out.fill_null(pl.lit([], dtype=LABEL_LIST)).rechunk()  # gather on one chunk is ~20x faster
 
 
-def after_eof(cand: pl.DataFrame, eof_line: int) -> list[tuple[int, str, str]]:
+def after_eof(lines: Lines, cand: pl.DataFrame, eof_line: int) -> list[tuple[int, str, str]]:
     """Well-formed sample lines after ``# EOF``: dropped, since an OpenMetrics page ends there."""
-    late = cand.filter(pl.col("line") > eof_line)
-    return [(n, strip_eol(t), "text after '# EOF'") for n, t in zip(late["line"], late["t"], strict=True)]
+    late = cand.filter(pl.col("line") > eof_line)["line"].to_list()
+    return [(n, lines.text(n), "text after '# EOF'") for n in late]
 
 
 @dataclass(slots=True)
@@ -188,7 +216,7 @@ class FastPart:
     rejected: list[tuple[int, str]]
 
 
-def fast_stage(cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
+def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
     """Finish the candidate lines: values, timestamps and interned, parsed label sets."""
     m = cand if eof_line is None else cand.filter(pl.col("line") < eof_line)
     ts = pl.col("ts")
@@ -198,10 +226,14 @@ def fast_stage(cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
     else:  # text 0.0.4 timestamps are integer milliseconds
         ts_ms = ts.cast(pl.Int64, strict=False)
         ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS) | ~ts.str.contains(INT_RE))
-    bodies = m["body"].unique(maintain_order=True)
-    lists, flat, bad = parse_bodies(bodies)
-    ids = pl.DataFrame({"body": bodies}).with_row_index("bid")
-    m = m.join(ids, on="body", how="left", maintain_order="left")
+    # Intern label sets: one hashing pass groups equal bodies; each distinct one is parsed once.
+    groups = m.select("body").with_row_index("r").group_by("body", maintain_order=True).agg("r")
+    bid = np.empty(m.height, dtype=np.uint32)
+    bid[groups["r"].explode().to_numpy()] = np.repeat(
+        np.arange(groups.height, dtype=np.uint32), groups["r"].list.len().to_numpy()
+    )
+    m = m.with_columns(pl.Series("bid", bid))
+    lists, flat, bad = parse_bodies(groups["body"])
     reject = ts_bad
     if bad:
         reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
@@ -214,7 +246,7 @@ def fast_stage(cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
         pl.col("val").cast(pl.Float64).alias("__value__"),
         pl.col("ts_ms").alias("ts"),
     )
-    rejected = list(zip(back["line"].to_list(), [strip_eol(t) for t in back["t"].to_list()], strict=True))
+    rejected = [(n, lines.text(n)) for n in back["line"].to_list()]
     return FastPart(rows, lists, flat, rejected)
 
 
@@ -252,21 +284,21 @@ class Built:
 
     samples: pl.DataFrame
     lsid: pl.Series
-    label_table: pl.DataFrame
+    flat: pl.DataFrame
     family_types: dict[str, str]
     first_line: dict[str, int]
     warnings: list[tuple[int, str]]
-    texts: pl.Series
+    lines: Lines
 
     def text_of(self, line: int) -> str:
         """The text of a line (1-based), without its line ending."""
-        return strip_eol(self.texts[line - 1])
+        return self.lines.text(line)
 
 
 SlowRow = tuple[int, str, tuple[tuple[str, str], ...], float | None, int | None]
 
 
-def build(texts: pl.Series, part: FastPart, slow: list[SlowRow], types_of: Mapping[str, str]) -> Built:
+def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[str, str]) -> Built:
     """Join fast and slow rows into the sample frame; resolve families; find suspect lines."""
     rows, lists, flat = part.rows, part.lists, part.flat
     if slow:
@@ -282,30 +314,24 @@ def build(texts: pl.Series, part: FastPart, slow: list[SlowRow], types_of: Mappi
         name.replace_strict({n: t for n, (_, t) in fam.items()}, return_dtype=pl.Utf8).alias("__type__"),
         pl.col("ts").cast(pl.Datetime("ms", "UTC")).alias("__ts__"),
     )
-    every = pl.DataFrame({"bid": pl.arange(0, n_sets, dtype=pl.UInt32, eager=True)})
-    if len(flat):
-        wide = flat.pivot(on="name", index="bid", values="value")
-        table = every.join(wide, on="bid", how="left", maintain_order="left").drop("bid")
-    else:
-        table = pl.DataFrame(height=n_sets)
     lsid = rows["bid"]
     samples = rows.select(
         pl.col("line").cast(pl.UInt32), "__name__", "__family__", "__type__", "__value__", "__ts__"
     ).with_columns(lists.gather(lsid).alias("__labels__"))
     warnings = [
-        (n, f"value {strip_eol(texts[n - 1]).split()[-1]!r} is the DCGM blank sentinel: read as missing")
+        (n, f"value {lines.text(n).split()[-1]!r} is the DCGM blank sentinel: read as missing")
         for n in sentinel.to_list()
     ]
-    warnings += _suspects(rows, table)
+    warnings += _suspects(rows, flat, n_sets, fam)
     first = rows.group_by("__family__").agg(pl.col("line").min())
     return Built(
         samples=samples,
         lsid=lsid,
-        label_table=table,
+        flat=flat,
         family_types=dict(fam.values()),
         first_line=dict(zip(first["__family__"], first["line"], strict=True)),
         warnings=warnings,
-        texts=texts,
+        lines=lines,
     )
 
 
@@ -334,38 +360,59 @@ def _add_slow(
     )
     return (
         pl.concat([rows, srows]).sort("line"),
-        pl.concat([lists.cast(LABEL_LIST), slists]),
+        pl.concat([lists.cast(LABEL_LIST), slists]).rechunk(),
         pl.concat([flat, sflat]),
     )
 
 
-def _suspects(rows: pl.DataFrame, table: pl.DataFrame) -> list[tuple[int, str]]:
+def _suspects(
+    rows: pl.DataFrame, flat: pl.DataFrame, n_sets: int, fam: Mapping[str, tuple[str, str]]
+) -> list[tuple[int, str]]:
     """Lines kept but suspect: duplicate series, ``le`` off a histogram bucket, bare histogram names."""
     out: list[tuple[int, str]] = []
-    if table.width and table.is_duplicated().any():
-        # Two bodies with the same labels in another order or spacing: key on the label values.
-        groups = table.with_row_index("bid").group_by(table.columns).agg(pl.col("bid"))
-        canon = groups.with_row_index("gid").explode("bid").sort("bid")["gid"]
-        key = canon.gather(rows["bid"])
-    else:
-        key = rows["bid"] if table.width else pl.Series([0] * rows.height)
-    keyed = rows.select("line", "__name__").with_columns(key.alias("key"))
-    dup = keyed.filter(~pl.struct("__name__", "key").is_first_distinct())
+    if not rows.height:
+        return out
+    key = pl.Series("key", _canonical_ids(flat, n_sets)).gather(rows["bid"])
+    names = {n: i for i, n in enumerate(fam)}
+    name_id = rows["__name__"].replace_strict(names, return_dtype=pl.UInt64)
+    keyed = rows.select("line").with_columns((name_id * n_sets + key.cast(pl.UInt64)).alias("key"))
+    dup = keyed.filter(~pl.col("key").is_first_distinct())
     if len(dup):
-        firsts = keyed.group_by("__name__", "key").agg(pl.col("line").min().alias("first"))
-        for line, first in dup.join(firsts, on=["__name__", "key"]).select("line", "first").iter_rows():
+        firsts = keyed.group_by("key").agg(pl.col("line").min().alias("first"))
+        for line, first in dup.join(firsts, on="key").select("line", "first").iter_rows():
             out.append((line, f"duplicate series: same name and labels as line {first}"))
-    if "le" in table.columns:
-        le_bids = table.with_row_index("bid").filter(pl.col("le").is_not_null())["bid"]
-        odd = rows.filter(
-            pl.col("bid").is_in(le_bids.implode())
-            & ~(pl.col("__type__").is_in(_HIST) & (pl.col("__name__") == pl.col("__family__") + "_bucket"))
-        )
+    le_bids = flat.filter(pl.col("name") == "le")["bid"]
+    if len(le_bids):
+        buckets = [n for n, (f, t) in fam.items() if t in _HIST and n == f + "_bucket"]
+        odd = rows.filter(pl.col("bid").is_in(le_bids.implode()) & ~pl.col("__name__").is_in(buckets))
         for line, name, ftype in odd.select("line", "__name__", "__type__").iter_rows():
             out.append((line, f"'le' label on {name!r} ({ftype}), which is not a histogram _bucket sample"))
-    bare = rows.filter(pl.col("__type__").is_in(_HIST) & (pl.col("__name__") == pl.col("__family__")))
-    warned = {w[0] for w in out}
-    for line, name in bare.select("line", "__name__").iter_rows():
-        if line not in warned:
-            out.append((line, f"sample {name!r} of a histogram family has no _bucket/_sum/_count suffix"))
+    bare_names = [n for n, (f, t) in fam.items() if t in _HIST and n == f]
+    if bare_names:
+        warned = {w[0] for w in out}
+        for line, name in rows.filter(pl.col("__name__").is_in(bare_names)).select("line", "__name__").iter_rows():
+            if line not in warned:
+                out.append((line, f"sample {name!r} of a histogram family has no _bucket/_sum/_count suffix"))
     return out
+
+
+def _canonical_ids(flat: pl.DataFrame, n_sets: int) -> np.ndarray:
+    """For each label set, the smallest ``bid`` with the same labels (order and spacing ignored).
+
+    An order-independent hash (xor of pair hashes) finds the candidates; only label sets whose
+    hash is shared are compared exactly, so a hash collision can never merge two series.
+    """
+    gid = np.arange(n_sets, dtype=np.uint32)
+    hashed = flat.select("bid", pl.struct("name", "value").hash().alias("h"))
+    per = hashed.group_by("bid").agg(pl.col("h").bitwise_xor())
+    every = pl.DataFrame({"bid": pl.arange(0, n_sets, dtype=pl.UInt32, eager=True)})
+    per = every.join(per, on="bid", how="left").with_columns(pl.col("h").fill_null(0))
+    shared = per.filter(pl.col("h").is_duplicated())["bid"]
+    if len(shared):
+        labels: dict[int, list[tuple[str, str]]] = {b: [] for b in shared.to_list()}
+        for b, k, v in flat.filter(pl.col("bid").is_in(shared.implode())).iter_rows():
+            labels[b].append((k, v))
+        first: dict[tuple[tuple[str, str], ...], int] = {}
+        for b in sorted(labels):
+            gid[b] = first.setdefault(tuple(sorted(labels[b])), b)
+    return gid

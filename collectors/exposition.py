@@ -87,31 +87,29 @@ class ParsedPage:
     blank_count: int
     openmetrics: bool = False
     exemplars: tuple[Exemplar, ...] = ()
-    # Row i of ``samples`` has the labels of row ``_lsid[i]`` of ``_label_table`` (one row per
-    # distinct label set, one Utf8 column per label name): ``wide`` gathers from it.
-    _lsid: pl.Series = field(default_factory=lambda: pl.Series("lsid", [], pl.UInt32), repr=False)
-    _label_table: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    # Row i of ``samples`` has label set ``_lsid[i]``, whose pairs are the rows of ``_flat``
+    # (``bid``, ``name``, ``value``) with that ``bid``: ``wide`` pivots the sets it needs.
+    _lsid: pl.Series = field(default_factory=lambda: pl.Series("bid", [], pl.UInt32), repr=False)
+    _flat: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"bid": pl.UInt32, "name": pl.Utf8, "value": pl.Utf8}),
+        repr=False,
+    )
 
     def wide(self, names: Iterable[str] | None = None) -> pl.DataFrame:
         """The samples (only those whose ``__name__`` or ``__family__`` is in ``names``) as a wide frame."""
-        meta = self.samples.select(META_COLUMNS)
-        lsid = self._lsid
+        meta = self.samples.select(META_COLUMNS).with_columns(self._lsid.alias(_BID))
         if names is not None:
-            wanted = pl.Series(list(dict.fromkeys(names)), dtype=pl.Utf8)
-            keep = self.samples.select(
-                pl.col("__name__").is_in(wanted.implode()) | pl.col("__family__").is_in(wanted.implode())
-            ).to_series()
-            meta = meta.filter(keep)
-            lsid = lsid.filter(keep)
-        used = lsid.unique()
-        table = self._label_table
-        present = [
-            c for c in table.columns if table[c].gather(used).null_count() < len(used)
-        ] if len(used) else []
-        labels = table.select(present)[lsid] if present else pl.DataFrame()
-        return pl.concat([meta, labels], how="horizontal") if present else meta
+            wanted = pl.Series(list(dict.fromkeys(names)), dtype=pl.Utf8).implode()
+            meta = meta.filter(pl.col("__name__").is_in(wanted) | pl.col("__family__").is_in(wanted))
+        pairs = self._flat.filter(pl.col("bid").is_in(meta[_BID].unique().implode()))
+        if not len(pairs):
+            return meta.drop(_BID)
+        table = pairs.pivot(on="name", index="bid", values="value").rename({"bid": _BID})
+        return meta.join(table, on=_BID, how="left", maintain_order="left").drop(_BID)
 
 
+# Not a valid label name, so it cannot collide with a label column.
+_BID = "label-set"
 _COMMENT_RE = re.compile(r"[ \t]*#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+(\S+))?(?:[ \t](.*))?\Z", re.DOTALL)
 _EOF_RE = re.compile(r"[ \t]*#[ \t]*EOF[ \t]*\Z")
 _OM_ONLY = {MetricType.INFO, MetricType.STATESET, MetricType.GAUGEHISTOGRAM, MetricType.UNKNOWN}
@@ -130,7 +128,7 @@ class _Decl:
 
 def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> ParsedPage:
     """Read exposition text (0.0.4 or OpenMetrics, detected); strict mode raises ExpositionError."""
-    texts, cand, others = fast.split_and_match(text)
+    lines, cand, others = fast.split_and_match(text)
     errors: list[Dropped] = []
     warnings: list[Dropped] = []
     decls: dict[str, _Decl] = {}
@@ -155,8 +153,8 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         else:
             sample_lines.append((line_no, line))
     if eof_line is not None:
-        errors.extend(Dropped(*d) for d in fast.after_eof(cand, eof_line))
-    part = fast.fast_stage(cand, om, eof_line)
+        errors.extend(Dropped(*d) for d in fast.after_eof(lines, cand, eof_line))
+    part = fast.fast_stage(lines, cand, om, eof_line)
     slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
     exemplars: list[Exemplar] = []
     sample_lines.extend(part.rejected)
@@ -177,7 +175,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         for name, d in decls.items()
     }
     types_of = {name: d.type for name, d in decls.items() if d.type is not None}
-    built = fast.build(texts, part, slow, types_of)
+    built = fast.build(lines, part, slow, types_of)
     for name in built.family_types:
         if name not in families:
             families[name] = Family(name, MetricType(built.family_types[name]))
@@ -198,7 +196,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         openmetrics=om,
         exemplars=tuple(exemplars),
         _lsid=built.lsid,
-        _label_table=built.label_table,
+        _flat=built.flat,
     )
 
 

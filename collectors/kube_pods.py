@@ -322,7 +322,10 @@ def attribute_report(targets: Iterable[Target], pods: PodIndex | Sequence[Pod]) 
 
 
 def attribute(targets: Iterable[Target], pods: PodIndex | Sequence[Pod]) -> list[Target]:
-    """``attribute_report`` returning only the targets; its issues are logged as warnings."""
+    """``attribute_report`` returning only the targets; its issues (and the pod list's) are logged as warnings."""
+    if isinstance(pods, PodIndex):
+        for pod_issue in pods.issues:
+            log.warning("pod list: %s", pod_issue)
     result = attribute_report(targets, pods)
     for issue in result.issues:
         log.warning("target attribution: %s", issue)

@@ -89,7 +89,7 @@ async def afetch_pages(
         raise CollectorError(
             f"bad scrape settings: timeout_s={timeout_s} retries={retries} concurrency={concurrency}"
         )
-    sem = asyncio.Semaphore(1)
+    sem = asyncio.Semaphore(concurrency)
     own = client is None
     if client is None:
         client = httpx.AsyncClient(

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a fleet, collect some simulated minutes, show what was written")
     p.add_argument("--data-dir", default="demo-data", help="where to write the data sets")
-    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes to collect")
+    p.add_argument("--minutes", type=float, default=40.0, help="simulated minutes to collect")
     p.add_argument("--seed", type=int, default=7, help="random seed of the simulated fleet")
     p.add_argument("--config", type=Path, default=None, help="YAML config (its simulator section)")
     p.set_defaults(func=_cmd_demo)

@@ -17,8 +17,16 @@ from analytics.errors import ConfigError
 from collectors.collect import ScrapeBatch
 from collectors.exposition import parse_text
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
+from collectors.targets import Target
 from fleetlens.config import Config, load_config
-from fleetlens.pipeline import CollectSummary, collect_rounds, summarise_store, write_normalised
+from fleetlens.pipeline import (
+    CollectSummary,
+    collect_rounds,
+    summarise_gpus,
+    summarise_models,
+    summarise_store,
+    write_normalised,
+)
 
 _console = Console()
 _err = Console(stderr=True)
@@ -55,7 +63,8 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
-        table = Table("name", "labels", "value", "timestamp", title=f"{source}: {wide.height} samples")
+        print(f"{source}: {wide.height} samples, {len(page.dropped)} malformed line(s) dropped")
+        table = Table("name", "labels", "value", "timestamp")
         for i, row in enumerate(rows):
             if limit is not None and i >= limit:
                 break
@@ -63,9 +72,9 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
             table.add_row(row[NAME], lab, repr(row[VALUE]), str(row[TS] or ""))
         _console.print(table)
     for d in page.dropped:
-        _err.print(f"dropped {source}:{d.line}: {d.reason}", markup=False, highlight=False)
+        print(f"dropped {source}:{d.line}: {d.reason}", file=sys.stderr)
     for w in page.warnings:
-        _err.print(f"warning {source}:{w.line}: {w.reason}", markup=False, highlight=False)
+        print(f"warning {source}:{w.line}: {w.reason}", file=sys.stderr)
     return 0
 
 
@@ -106,7 +115,7 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
 def _write_sim_files(sim: object, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     start = sim.spec.start  # type: ignore[attr-defined]
-    end = sim.clock.now()  # type: ignore[attr-defined]
+    end = sim.now  # type: ignore[attr-defined]
     sim.write_request_log(folder / "requests.jsonl", start, end)  # type: ignore[attr-defined]
     sim.write_events(folder / "events.json")  # type: ignore[attr-defined]
     sim.write_kubernetes(folder / "kubernetes.json")  # type: ignore[attr-defined]
@@ -132,10 +141,13 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
     targets = list(cfg.collect.targets)
     pods_path = pod_list or cfg.collect.kubernetes.pod_list
     if pods_path is not None:
-        from collectors.kube_pods import attribute, fetch_pod_list
+        from collectors.kube_pods import attribute, parse_pod_list
 
-        index = fetch_pod_list(Path(pods_path))
-        targets = attribute(targets, index)
+        try:
+            doc = Path(pods_path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("collect.kubernetes.pod_list", f"cannot read {pods_path}: {exc.strerror}") from exc
+        targets = attribute(targets, parse_pod_list(doc, source=str(pods_path)))
     with _progress() as progress:
         task = progress.add_task("scraping", total=rounds)
 
@@ -197,9 +209,14 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
     spec = build_fleet_spec(overrides)
     interval_s = cfg.collect.interval_s if cfg is not None else 15.0
     rounds = max(1, int(minutes * 60 / interval_s))
-    with Simulation(spec, manual_clock=True) as sim:
-        targets = sim.targets()
-        _console.print(f"simulated fleet: {len(targets)} /metrics targets on 127.0.0.1, seed {spec.seed}")
+    with Simulation(spec, manual=True) as sim:
+
+        def targets() -> list[Target]:
+            sim.sync()  # pods come and go (the canary appears mid-run): rediscover every round
+            return sim.targets()
+
+        _console.print(f"simulated fleet: {len(targets())} /metrics targets on 127.0.0.1, seed {spec.seed}, "
+                       f"tenants {', '.join(spec.tenants)}")
         with _progress() as progress:
             task = progress.add_task(f"collecting {minutes:g} simulated minutes", total=rounds)
             summary = collect_rounds(
@@ -209,17 +226,26 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
             )
         _write_sim_files(sim, data_dir / "raw")
     _print_summary(summary, data_dir)
-    overview = summarise_store(data_dir)
-    table = Table(*overview.columns, title="data sets")
-    for row in overview.iter_rows():
-        table.add_row(*("" if v is None else str(v) for v in row))
-    _console.print(table)
-    gpu = pl.scan_parquet(str(data_dir / "gpu_samples" / "**" / "*.parquet"), hive_partitioning=True)
-    kinds = gpu.select(
-        pl.col("mig_profile").is_not_null().sum().alias("mig_rows"),
-        pl.col("pod_share").sum().alias("shared_gpu_rows"),
-        pl.col("tenant").n_unique().alias("tenants"),
-    ).collect()
-    _console.print(f"GPU rows on MIG slices: {kinds['mig_rows'][0]}, per-pod shares of time-sliced GPUs: "
-                   f"{kinds['shared_gpu_rows'][0]}")
+    for title, frame in (("data sets", summarise_store(data_dir)),
+                         ("tenants x models (engine_samples)", summarise_models(data_dir)),
+                         ("GPUs per tenant (gpu_samples; empty tenant = idle)", summarise_gpus(data_dir))):
+        _print_frame(title, frame)
+    _console.print(f"raw request log, rollout events and pod/node lists: {data_dir / 'raw'}")
     return 0
+
+
+def _print_frame(title: str, frame: pl.DataFrame) -> None:
+    table = Table(*frame.columns, title=title)
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    _console.print(table)
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v)

@@ -98,20 +98,48 @@ def collect_rounds(
 
 
 def summarise_store(root: Path) -> pl.DataFrame:
-    """One row per data set and tenant: rows, models, GPUs and the time span stored under ``root``."""
+    """One row per stored data set: rows, tenants, partitions' time span."""
     rows = []
     for ds in DATASETS.values():
         frame = read_dataset(root, ds).collect()
         if frame.is_empty():
             continue
-        group = ["tenant"] if "tenant" in frame.columns else []
-        aggs = [pl.len().alias("rows"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")]
-        if "model" in frame.columns:
-            aggs.append(pl.col("model").n_unique().alias("models"))
-        if "gpu_uuid" in frame.columns:
-            aggs.append(pl.col("gpu_uuid").n_unique().alias("gpus"))
-        agg = frame.group_by(group).agg(aggs) if group else frame.select(aggs)
-        rows.append(agg.with_columns(pl.lit(ds.name).alias("dataset")))
-    if not rows:
-        return pl.DataFrame()
-    return pl.concat(rows, how="diagonal_relaxed").sort("dataset", "tenant", nulls_last=True)
+        tenants = frame.get_column("tenant").drop_nulls().n_unique() if "tenant" in frame.columns else 0
+        rows.append({"data set": ds.name, "rows": frame.height, "tenants": tenants,
+                     "first": frame.get_column("ts").min(), "last": frame.get_column("ts").max()})
+    return pl.DataFrame(rows)
+
+
+def summarise_models(root: Path) -> pl.DataFrame:
+    """One row per tenant x model x engine: versions, pods and samples seen, from ``engine_samples``."""
+    engine = read_dataset(root, ENGINE_SAMPLES)
+    return (
+        engine.group_by("tenant", "model", "engine")
+        .agg(
+            pl.col("model_version").drop_nulls().unique().sort().str.join(",").alias("versions"),
+            pl.col("pod").n_unique().alias("pods"),
+            pl.len().alias("samples"),
+            pl.col("generation_tokens_total").max().alias("max_generation_tokens_total"),
+        )
+        .sort("tenant", "model")
+        .collect()
+    )
+
+
+def summarise_gpus(root: Path) -> pl.DataFrame:
+    """One row per tenant (null: idle): whole GPUs, MIG slices and time-sliced shares, from ``gpu_samples``."""
+    gpu = read_dataset(root, GPU_SAMPLES)
+    return (
+        gpu.group_by("tenant")
+        .agg(
+            pl.struct("node", "gpu_uuid").filter(pl.col("mig_profile").is_null() & ~pl.col("pod_share"))
+            .n_unique().alias("whole_or_shared_gpus"),
+            pl.struct("node", "gpu_uuid", "mig_instance").filter(pl.col("mig_profile").is_not_null())
+            .n_unique().alias("mig_slices"),
+            pl.col("mig_profile").drop_nulls().unique().sort().str.join(",").alias("mig_profiles"),
+            pl.struct("gpu_uuid", "pod").filter(pl.col("pod_share")).n_unique().alias("timesliced_shares"),
+            pl.col("energy_j_total").is_not_null().sum().alias("energy_samples"),
+        )
+        .sort("tenant", nulls_last=True)
+        .collect()
+    )

@@ -15,7 +15,7 @@ import json
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from analytics.errors import FleetlensError
 from collectors.targets import Job, Target
@@ -41,8 +41,9 @@ class SimulatorError(FleetlensError):
 class Simulation:
     """A running (or manually stepped) simulated fleet."""
 
-    def __init__(self, spec: FleetSpec | None = None, *, clock: SimClock | None = None,
-                 manual: bool = False) -> None:
+    def __init__(
+        self, spec: FleetSpec | None = None, *, clock: SimClock | None = None, manual: bool = False
+    ) -> None:
         self.spec = spec or default_fleet_spec()
         validate_spec(self.spec)
         self.clock = clock or SimClock(self.spec.start, self.spec.speed, manual=manual)
@@ -82,7 +83,7 @@ class Simulation:
         self.start()
         self._stopped.wait()
 
-    def __enter__(self) -> Simulation:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -119,6 +120,11 @@ class Simulation:
             return Job.DCGM
         return Job.TRITON if p.engine is EngineKind.TRITON else Job.VLLM
 
+    @property
+    def pods(self) -> dict[str, Pod]:
+        """Every pod (created or not yet) by target id."""
+        return dict(self._pods)
+
     def target_ids(self) -> list[str]:
         """Ids of targets that exist at the current sim time (exporters first)."""
         return [tid for tid, p in self._pods.items() if self.state.exists(p)]
@@ -131,8 +137,14 @@ class Simulation:
         for tid in self.target_ids():
             p = self._pods[tid]
             port = self.ports[tid]
-            labels = {"cluster": self.spec.cluster, "namespace": p.namespace, "pod": p.name, "node": p.node,
-                      "container": p.container, "instance": f"127.0.0.1:{port}"}
+            labels = {
+                "cluster": self.spec.cluster,
+                "namespace": p.namespace,
+                "pod": p.name,
+                "node": p.node,
+                "container": p.container,
+                "instance": f"127.0.0.1:{port}",
+            }
             if p.engine is not None:
                 labels["model_version"] = p.template_hash
             out.append(Target(self._job(p), f"http://127.0.0.1:{port}/metrics", labels))

@@ -17,7 +17,9 @@ class EngineKind(StrEnum):
     """Which inference server (and exposition format) a deployment runs."""
 
     VLLM = "vllm"  # vLLM 0.33: kv_cache_usage_perc, inter_token_latency_seconds
-    VLLM_OLD = "vllm-0.8"  # vLLM 0.8.5: gpu_cache_usage_perc, gpu_prefix_cache_*, time_per_output_token_seconds
+    VLLM_OLD = (
+        "vllm-0.8"  # vLLM 0.8.5: gpu_cache_usage_perc, gpu_prefix_cache_*, time_per_output_token_seconds
+    )
     TRITON = "triton"
 
 
@@ -162,24 +164,127 @@ def default_fleet_spec(seed: int = 7) -> FleetSpec:
     )
     chat = "llama-3.1-8b-instruct"
     models = (
-        ModelSpec(chat, "team-chat", EngineKind.VLLM, "7B", 10.0, 700, 220, 96, 160_000, 0.011, 14_000,
-                  16.1, 8192, replicas=(_p(h, 0), _p(h, 1))),
-        ModelSpec("llama-3.1-70b-instruct", "team-search", EngineKind.VLLM_OLD, "70B", 2.5, 1500, 300, 64,
-                  300_000, 0.032, 6_000, 141.0, 16384, replicas=(_p(h, 4, 5, 6, 7),)),
-        ModelSpec("qwen2.5-14b-instruct", "team-code", EngineKind.TRITON, "14B", 4.0, 900, 250, 64, 150_000,
-                  0.022, 7_000, 29.6, 8192, replicas=(_p(a, 2), _p(a, 3))),
-        ModelSpec("qwen2.5-coder-7b-instruct", "team-code", EngineKind.VLLM, "7B", 2.5, 800, 180, 32, 60_000,
-                  0.028, 4_000, 15.2, 8192, replicas=(_p(a, 0, mig=0),)),
-        ModelSpec("qwen2.5-0.5b-instruct", "team-search", EngineKind.VLLM, "0.5B", 3.0, 300, 60, 16, 20_000,
-                  0.012, 6_000, 1.0, 4096, replicas=(_p(a, 0, mig=2),)),
-        ModelSpec("llama-3.2-3b-instruct", "team-chat", EngineKind.VLLM, "3B", 1.5, 500, 150, 32, 40_000,
-                  0.018, 6_000, 6.4, 8192, replicas=(_p(a, 1, fraction=0.5),)),
-        ModelSpec("qwen2.5-1.5b-instruct", "team-search", EngineKind.VLLM, "1.5B", 1.5, 400, 120, 32, 40_000,
-                  0.015, 7_000, 3.1, 8192, replicas=(_p(a, 1, fraction=0.5),)),
+        ModelSpec(
+            chat,
+            "team-chat",
+            EngineKind.VLLM,
+            "7B",
+            10.0,
+            700,
+            220,
+            96,
+            160_000,
+            0.011,
+            14_000,
+            16.1,
+            8192,
+            replicas=(_p(h, 0), _p(h, 1)),
+        ),
+        ModelSpec(
+            "llama-3.1-70b-instruct",
+            "team-search",
+            EngineKind.VLLM_OLD,
+            "70B",
+            2.5,
+            1500,
+            300,
+            64,
+            300_000,
+            0.032,
+            6_000,
+            141.0,
+            16384,
+            replicas=(_p(h, 4, 5, 6, 7),),
+        ),
+        ModelSpec(
+            "qwen2.5-14b-instruct",
+            "team-code",
+            EngineKind.TRITON,
+            "14B",
+            4.0,
+            900,
+            250,
+            64,
+            150_000,
+            0.022,
+            7_000,
+            29.6,
+            8192,
+            replicas=(_p(a, 2), _p(a, 3)),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-7b-instruct",
+            "team-code",
+            EngineKind.VLLM,
+            "7B",
+            2.5,
+            800,
+            180,
+            32,
+            60_000,
+            0.028,
+            4_000,
+            15.2,
+            8192,
+            replicas=(_p(a, 0, mig=0),),
+        ),
+        ModelSpec(
+            "qwen2.5-0.5b-instruct",
+            "team-search",
+            EngineKind.VLLM,
+            "0.5B",
+            3.0,
+            300,
+            60,
+            16,
+            20_000,
+            0.012,
+            6_000,
+            1.0,
+            4096,
+            replicas=(_p(a, 0, mig=2),),
+        ),
+        ModelSpec(
+            "llama-3.2-3b-instruct",
+            "team-chat",
+            EngineKind.VLLM,
+            "3B",
+            1.5,
+            500,
+            150,
+            32,
+            40_000,
+            0.018,
+            6_000,
+            6.4,
+            8192,
+            replicas=(_p(a, 1, fraction=0.5),),
+        ),
+        ModelSpec(
+            "qwen2.5-1.5b-instruct",
+            "team-search",
+            EngineKind.VLLM,
+            "1.5B",
+            1.5,
+            400,
+            120,
+            32,
+            40_000,
+            0.015,
+            7_000,
+            3.1,
+            8192,
+            replicas=(_p(a, 1, fraction=0.5),),
+        ),
     )
     canary = CanarySpec(chat, 2, (_p(h, 2),))
-    return FleetSpec(seed=seed, nodes=nodes, models=models, canary=canary,
-                     restarts=(RestartSpec("qwen2.5-0.5b-instruct", 2400.0),))
+    return FleetSpec(
+        seed=seed,
+        nodes=nodes,
+        models=models,
+        canary=canary,
+        restarts=(RestartSpec("qwen2.5-0.5b-instruct", 2400.0),),
+    )
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -201,13 +306,22 @@ class _Reader:
             if k not in allowed:
                 raise ConfigError(self.sub(str(k)), f"unknown key (known: {', '.join(allowed)})")
 
-    def num(self, name: str, default: float, *, lo: float | None = None, hi: float | None = None,
-            integer: bool = False) -> Any:
+    def num(
+        self,
+        name: str,
+        default: float,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+        integer: bool = False,
+    ) -> Any:
         if name not in self.data:
             return default
         v = self.data[name]
         if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not isinstance(v, int)):
-            raise ConfigError(self.sub(name), f"expected {'an integer' if integer else 'a number'}, got {v!r}")
+            raise ConfigError(
+                self.sub(name), f"expected {'an integer' if integer else 'a number'}, got {v!r}"
+            )
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(self.sub(name), f"{v!r} is outside [{lo}, {hi}]")
         return v
@@ -248,14 +362,27 @@ def _model(item: Any, key: str, base: ModelSpec | None) -> ModelSpec:
         engine = EngineKind(r.data.get("engine", d.engine))
     except (NameValidationError, ValueError) as e:
         raise ConfigError(key, str(e)) from e
-    kw: dict[str, Any] = {"name": name, "tenant": tenant, "engine": engine,
-                          "size_class": r.text("size_class", d.size_class)}
-    for f in ("rate_rps", "prompt_tokens_mean", "output_tokens_mean", "base_itl_s", "prefill_tokens_per_s",
-              "weights_gib", "base_error_rate"):
+    kw: dict[str, Any] = {
+        "name": name,
+        "tenant": tenant,
+        "engine": engine,
+        "size_class": r.text("size_class", d.size_class),
+    }
+    for f in (
+        "rate_rps",
+        "prompt_tokens_mean",
+        "output_tokens_mean",
+        "base_itl_s",
+        "prefill_tokens_per_s",
+        "weights_gib",
+        "base_error_rate",
+    ):
         kw[f] = float(r.num(f, getattr(d, f), lo=0.0, hi=1.0 if f == "base_error_rate" else None))
     for f in ("max_num_seqs", "kv_cache_tokens", "max_model_len"):
         kw[f] = r.num(f, getattr(d, f), lo=1, integer=True)
-    kw["replicas"] = _placements(r.data["replicas"], r.sub("replicas")) if "replicas" in r.data else d.replicas
+    kw["replicas"] = (
+        _placements(r.data["replicas"], r.sub("replicas")) if "replicas" in r.data else d.replicas
+    )
     return ModelSpec(**kw)
 
 
@@ -271,10 +398,18 @@ def _node(item: Any, key: str) -> NodeSpec:
     mig: dict[int, tuple[str, ...]] = {}
     for k, v in mig_raw.items():
         if not isinstance(v, list) or not all(p in MIG_MEMORY_MIB for p in v):
-            raise ConfigError(f"{r.sub('mig')}.{k}", f"expected MIG profiles among {', '.join(MIG_MEMORY_MIB)}")
+            raise ConfigError(
+                f"{r.sub('mig')}.{k}", f"expected MIG profiles among {', '.join(MIG_MEMORY_MIB)}"
+            )
         mig[int(k)] = tuple(v)
-    return NodeSpec(r.text("name", ""), gpu, r.num("gpu_count", 8, lo=0, integer=True),
-                    r.num("cpu", 192, lo=1, integer=True), r.num("memory_gib", 2048, lo=1, integer=True), mig)
+    return NodeSpec(
+        r.text("name", ""),
+        gpu,
+        r.num("gpu_count", 8, lo=0, integer=True),
+        r.num("cpu", 192, lo=1, integer=True),
+        r.num("memory_gib", 2048, lo=1, integer=True),
+        mig,
+    )
 
 
 def _canary(item: Any, key: str, base: CanarySpec | None) -> CanarySpec | None:
@@ -284,27 +419,45 @@ def _canary(item: Any, key: str, base: CanarySpec | None) -> CanarySpec | None:
     r.check_known([f.name for f in dataclasses.fields(CanarySpec)])
     d = base or CanarySpec(model=r.text("model", "?"))
     steps = r.data.get("weight_steps", list(d.weight_steps))
-    if (not isinstance(steps, list | tuple) or not steps
-            or not all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100 for w in steps)
-            or list(steps) != sorted(steps)):
+    if (
+        not isinstance(steps, list | tuple)
+        or not steps
+        or not all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100 for w in steps)
+        or list(steps) != sorted(steps)
+    ):
         raise ConfigError(r.sub("weight_steps"), f"expected increasing integers in 1..100, got {steps!r}")
     try:
         outcome = CanaryOutcome(r.data.get("outcome", d.outcome))
     except ValueError as e:
         raise ConfigError(r.sub("outcome"), str(e)) from e
     return CanarySpec(
-        model=r.text("model", d.model), revision=r.num("revision", d.revision, lo=2, integer=True),
+        model=r.text("model", d.model),
+        revision=r.num("revision", d.revision, lo=2, integer=True),
         replicas=_placements(r.data["replicas"], r.sub("replicas")) if "replicas" in r.data else d.replicas,
-        start_s=float(r.num("start_s", d.start_s, lo=0)), weight_steps=tuple(steps),
+        start_s=float(r.num("start_s", d.start_s, lo=0)),
+        weight_steps=tuple(steps),
         step_duration_s=float(r.num("step_duration_s", d.step_duration_s, lo=1)),
-        warmup_s=float(r.num("warmup_s", d.warmup_s, lo=0)), outcome=outcome)
+        warmup_s=float(r.num("warmup_s", d.warmup_s, lo=0)),
+        outcome=outcome,
+    )
 
 
 def build_fleet_spec(mapping: Mapping[str, Any] | None, *, key: str = "simulator") -> FleetSpec:
     """Build a FleetSpec from a config mapping over the defaults; a bad value raises ConfigError naming its key."""
     r = _Reader(mapping or {}, key)
-    scalars = ("seed", "start", "speed", "step_s", "cluster", "base_port", "load_factor", "max_queue_per_seq",
-               "client_timeout_s", "restart_downtime_s", "log_retention_s")
+    scalars = (
+        "seed",
+        "start",
+        "speed",
+        "step_s",
+        "cluster",
+        "base_port",
+        "load_factor",
+        "max_queue_per_seq",
+        "client_timeout_s",
+        "restart_downtime_s",
+        "log_retention_s",
+    )
     r.check_known((*scalars, "nodes", "models", "canary", "regression", "restarts"))
     seed = r.num("seed", 7, integer=True)
     d = default_fleet_spec(seed)
@@ -312,7 +465,7 @@ def build_fleet_spec(mapping: Mapping[str, Any] | None, *, key: str = "simulator
     if "start" in r.data:
         raw = r.data["start"]
         try:
-            start = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+            start = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
         except ValueError as e:
             raise ConfigError(r.sub("start"), f"not an ISO 8601 datetime: {raw!r}") from e
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
@@ -326,16 +479,22 @@ def build_fleet_spec(mapping: Mapping[str, Any] | None, *, key: str = "simulator
         if not isinstance(r.data["models"], list):
             raise ConfigError(r.sub("models"), "expected a list")
         by_name = {m.name: m for m in d.models}
-        models = tuple(_model(m, f"{r.sub('models')}[{i}]", by_name.get(m.get("name")) if isinstance(m, Mapping)
-                              else None) for i, m in enumerate(r.data["models"]))
+        models = tuple(
+            _model(
+                m, f"{r.sub('models')}[{i}]", by_name.get(m.get("name")) if isinstance(m, Mapping) else None
+            )
+            for i, m in enumerate(r.data["models"])
+        )
     canary = _canary(r.data["canary"], r.sub("canary"), d.canary) if "canary" in r.data else d.canary
     reg = d.regression
     if "regression" in r.data:
         rr = _Reader(r.data["regression"], r.sub("regression"))
         rr.check_known(("ttft_regression_pct", "itl_regression_pct", "error_rate_add"))
-        reg = RegressionSpec(float(rr.num("ttft_regression_pct", reg.ttft_regression_pct, lo=-90)),
-                             float(rr.num("itl_regression_pct", reg.itl_regression_pct, lo=-90)),
-                             float(rr.num("error_rate_add", reg.error_rate_add, lo=0, hi=1)))
+        reg = RegressionSpec(
+            float(rr.num("ttft_regression_pct", reg.ttft_regression_pct, lo=-90)),
+            float(rr.num("itl_regression_pct", reg.itl_regression_pct, lo=-90)),
+            float(rr.num("error_rate_add", reg.error_rate_add, lo=0, hi=1)),
+        )
     restarts = d.restarts
     if "restarts" in r.data:
         if not isinstance(r.data["restarts"], list):
@@ -347,15 +506,23 @@ def build_fleet_spec(mapping: Mapping[str, Any] | None, *, key: str = "simulator
             out.append(RestartSpec(rr.text("pod", ""), float(rr.num("at_s", 0.0, lo=0))))
         restarts = tuple(out)
     spec = FleetSpec(
-        seed=seed, start=start, speed=float(r.num("speed", d.speed, lo=0.001)),
-        step_s=float(r.num("step_s", d.step_s, lo=0.05, hi=60)), cluster=r.text("cluster", d.cluster),
+        seed=seed,
+        start=start,
+        speed=float(r.num("speed", d.speed, lo=0.001)),
+        step_s=float(r.num("step_s", d.step_s, lo=0.05, hi=60)),
+        cluster=r.text("cluster", d.cluster),
         base_port=r.num("base_port", 0, lo=0, hi=65000, integer=True),
         load_factor=float(r.num("load_factor", 1.0, lo=0)),
         max_queue_per_seq=float(r.num("max_queue_per_seq", d.max_queue_per_seq, lo=0)),
         client_timeout_s=float(r.num("client_timeout_s", d.client_timeout_s, lo=1)),
         restart_downtime_s=float(r.num("restart_downtime_s", d.restart_downtime_s, lo=0)),
         log_retention_s=float(r.num("log_retention_s", d.log_retention_s, lo=60)),
-        nodes=nodes, models=models, canary=canary, regression=reg, restarts=restarts)
+        nodes=nodes,
+        models=models,
+        canary=canary,
+        regression=reg,
+        restarts=restarts,
+    )
     validate_spec(spec, key=key)
     return spec
 
@@ -374,7 +541,9 @@ def validate_spec(spec: FleetSpec, *, key: str = "simulator") -> None:
         if any(g >= n.gpu_count for g in p.gpus):
             raise ConfigError(f"{where}.gpus", f"node {p.node} has {n.gpu_count} GPUs")
         if p.mig_instance is not None and p.mig_instance >= len(n.mig.get(p.gpus[0], ())):
-            raise ConfigError(f"{where}.mig_instance", f"GPU {p.gpus[0]} of {p.node} has no such MIG instance")
+            raise ConfigError(
+                f"{where}.mig_instance", f"GPU {p.gpus[0]} of {p.node} has no such MIG instance"
+            )
 
     for i, m in enumerate(spec.models):
         if not m.replicas:

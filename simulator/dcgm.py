@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.config import MIG_MEMORY_MIB
-from simulator.fleet import DRIVER_VERSION, Gpu, Pod
+from simulator.fleet import DRIVER_VERSION, Gpu, Pod, mig_instance_id
 from simulator.state import FleetState, GpuState
 
 # Field, Prometheus type, help: etc/dcp-metrics-included.csv (HEAD d5e5f51) in file order, with the
@@ -28,29 +28,70 @@ FIELDS: tuple[tuple[str, str, str, bool], ...] = (
     ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", True),
     ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", True),
     ("DCGM_FI_DEV_FB_RESERVED", "gauge", "Framebuffer memory reserved (in MiB).", True),
-    ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "Total number of NVLink bandwidth counters for all lanes.",
-     True),
+    (
+        "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+        "counter",
+        "Total number of NVLink bandwidth counters for all lanes.",
+        True,
+    ),
     ("DCGM_FI_DEV_VGPU_LICENSE_STATUS", "gauge", "vGPU License status", True),
-    ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for uncorrectable errors", True),
-    ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for correctable errors", True),
+    (
+        "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+        "counter",
+        "Number of remapped rows for uncorrectable errors",
+        True,
+    ),
+    (
+        "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+        "counter",
+        "Number of remapped rows for correctable errors",
+        True,
+    ),
     ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed", True),
     ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active.", False),
     ("DCGM_FI_PROF_SM_ACTIVE", "gauge", "The ratio of cycles an SM has at least 1 warp assigned.", False),
     ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Ratio of cycles the tensor (HMMA) pipe is active.", False),
-    ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge",
-     "Ratio of cycles the device memory interface is active sending or receiving data.", False),
-    ("DCGM_FI_PROF_PCIE_TX_BYTES", "gauge", "The rate of data transmitted over the PCIe bus - including both "
-     "protocol headers and data payloads - in bytes per second.", True),
-    ("DCGM_FI_PROF_PCIE_RX_BYTES", "gauge", "The rate of data received over the PCIe bus - including both "
-     "protocol headers and data payloads - in bytes per second.", True),
+    (
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+        "gauge",
+        "Ratio of cycles the device memory interface is active sending or receiving data.",
+        False,
+    ),
+    (
+        "DCGM_FI_PROF_PCIE_TX_BYTES",
+        "gauge",
+        (
+            "The rate of data transmitted over the PCIe bus - including both "
+            "protocol headers and data payloads - in bytes per second."
+        ),
+        True,
+    ),
+    (
+        "DCGM_FI_PROF_PCIE_RX_BYTES",
+        "gauge",
+        (
+            "The rate of data received over the PCIe bus - including both "
+            "protocol headers and data payloads - in bytes per second."
+        ),
+        True,
+    ),
 )
 # Fields DCGM reports per MIG GPU instance; the rest stay on the parent device. *_UTIL fields do not
 # exist on MIG (NVIDIA/dcgm-exporter#216, #430): they are left out for MIG-enabled GPUs.
-INSTANCE_FIELDS = frozenset({"DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_RESERVED",
-                             "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_SM_ACTIVE",
-                             "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE"})
-NOT_ON_MIG = frozenset({"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_ENC_UTIL",
-                        "DCGM_FI_DEV_DEC_UTIL"})
+INSTANCE_FIELDS = frozenset(
+    {
+        "DCGM_FI_DEV_FB_FREE",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_FB_RESERVED",
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "DCGM_FI_PROF_SM_ACTIVE",
+        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+    }
+)
+NOT_ON_MIG = frozenset(
+    {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_ENC_UTIL", "DCGM_FI_DEV_DEC_UTIL"}
+)
 # With --kubernetes-virtual-gpus these are split per process and emitted per pod as well.
 PER_POD_FIELDS = frozenset({"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"})
 _FB_RESERVED_MIB = {"NVIDIA H100 80GB HBM3": 511, "NVIDIA A100-SXM4-80GB": 449}
@@ -100,7 +141,9 @@ def entities(state: FleetState, g: Gpu) -> list[Entity]:
         per = []
         for i, (pod, _, frac) in enumerate(shared):
             act = s.per_grant.get((pod.name, None), 0.0) * (frac or 1.0)
-            per.append(Entity(g, None, pod, str(i), act, _pod_fb(pod, int(total * (frac or 1.0)), act), total))
+            per.append(
+                Entity(g, None, pod, str(i), act, _pod_fb(pod, int(total * (frac or 1.0)), act), total)
+            )
         device = Entity(g, None, None, None, s.gr, sum(e.fb_used for e in per), total)
         return [device, *per]
     owner = users[0][0] if users else None
@@ -119,8 +162,8 @@ def _value(field: str, e: Entity, s: GpuState) -> float | int:
         "DCGM_FI_DEV_GPU_TEMP": lambda: int(s.temp_c),
         "DCGM_FI_DEV_POWER_USAGE": lambda: round(s.power_w, 3),
         "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": lambda: int(s.energy_mj),
-        "DCGM_FI_DEV_GPU_UTIL": lambda: int(round(min(100.0, a * 101))),
-        "DCGM_FI_DEV_MEM_COPY_UTIL": lambda: int(round(a * (45 + 30 * (1 - a)))),
+        "DCGM_FI_DEV_GPU_UTIL": lambda: round(min(100.0, a * 101)),
+        "DCGM_FI_DEV_MEM_COPY_UTIL": lambda: round(a * (45 + 30 * (1 - a))),
         "DCGM_FI_DEV_FB_USED": lambda: e.fb_used,
         "DCGM_FI_DEV_FB_RESERVED": lambda: reserved,
         "DCGM_FI_DEV_FB_FREE": lambda: max(0, e.fb_total - e.fb_used - reserved),
@@ -138,16 +181,19 @@ def _value(field: str, e: Entity, s: GpuState) -> float | int:
 
 def _labels(e: Entity, hostname: str) -> str:
     g = e.gpu
-    out = (f'gpu="{g.index}",UUID="{g.uuid}",pci_bus_id="{g.pci_bus_id}",device="nvidia{g.index}",'
-           f'modelName="{g.product.model_name}"')
+    out = (
+        f'gpu="{g.index}",UUID="{g.uuid}",pci_bus_id="{g.pci_bus_id}",device="nvidia{g.index}",'
+        f'modelName="{g.product.model_name}"'
+    )
     if e.mig_pos is not None:
-        from simulator.fleet import mig_instance_id
-
         out += f',GPU_I_PROFILE="{g.mig_profiles[e.mig_pos]}",GPU_I_ID="{mig_instance_id(g, e.mig_pos)}"'
     out += f',Hostname="{hostname}",DCGM_FI_DRIVER_VERSION="{DRIVER_VERSION}"'
     p = e.pod
-    out += (f',container="{p.container}",namespace="{p.namespace}",pod="{p.name}"' if p
-            else ',container="",namespace="",pod=""')
+    out += (
+        f',container="{p.container}",namespace="{p.namespace}",pod="{p.name}"'
+        if p
+        else ',container="",namespace="",pod=""'
+    )
     if e.vgpu is not None:
         out += f',vgpu="{e.vgpu}"'
     return out

@@ -29,8 +29,16 @@ class Degradation:
 class EngineSim:
     """One engine process on one pod; ``step`` advances it by dt and returns the requests that ended."""
 
-    def __init__(self, seed: int, pod: str, model: ModelSpec, degradation: Degradation, started: float,
-                 warmup_s: float, epoch: float) -> None:
+    def __init__(
+        self,
+        seed: int,
+        pod: str,
+        model: ModelSpec,
+        degradation: Degradation,
+        started: float,
+        warmup_s: float,
+        epoch: float,
+    ) -> None:
         self.model, self.pod, self.deg = model, pod, degradation
         self.rng = seeded_rng(seed, f"engine/{pod}")
         self.warmup_s = warmup_s
@@ -97,8 +105,12 @@ class EngineSim:
             heapq.heappop(slot_free)
             r.queue_s += at - r.enqueued
             recompute = int(r.generated)
-            prefill = ((r.prompt + recompute) / m.prefill_tokens_per_s
-                       * (1 + _PREFILL_BATCH_SLOWDOWN * len(self.running) / m.max_num_seqs) * warm)
+            prefill = (
+                (r.prompt + recompute)
+                / m.prefill_tokens_per_s
+                * (1 + _PREFILL_BATCH_SLOWDOWN * len(self.running) / m.max_num_seqs)
+                * warm
+            )
             if r.admitted < 0:
                 r.admitted = at
                 prefill *= self.deg.ttft
@@ -140,7 +152,7 @@ class EngineSim:
         b = len(self.running)
         self.busy = min(1.0, (b0 + b) / 2 / m.max_num_seqs)
         self.iter_per_s = (1.0 / itl) if (b0 or b) else 0.0
-        iters = int(round(dt * self.iter_per_s))
+        iters = round(dt * self.iter_per_s)
         if iters:
             st.hists["iteration_tokens_total"].observe(b + prefill_tokens, 1)
             st.hists["iteration_tokens_total"].observe(max(1, (b0 + b) // 2), iters - 1)

@@ -7,7 +7,15 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from simulator.config import MIG_MEMORY_MIB, PRODUCTS, EngineKind, FleetSpec, GpuProduct, ModelSpec, PlacementSpec
+from simulator.config import (
+    MIG_MEMORY_MIB,
+    PRODUCTS,
+    EngineKind,
+    FleetSpec,
+    GpuProduct,
+    ModelSpec,
+    PlacementSpec,
+)
 
 DRIVER_VERSION = "550.90.07"
 DCGM_NAMESPACE = "gpu-operator"
@@ -149,8 +157,16 @@ def build_fleet(spec: FleetSpec) -> Fleet:
     for n in spec.nodes:
         for i in range(n.gpu_count):
             u = stable_uuid(spec.seed, "gpu", n.name, i)
-            gpus.append(Gpu(n.name, i, f"GPU-{u}", f"00000000:{0x18 + 0x11 * i:02X}:00.0", PRODUCTS[n.gpu],
-                            n.mig.get(i, ())))
+            gpus.append(
+                Gpu(
+                    n.name,
+                    i,
+                    f"GPU-{u}",
+                    f"00000000:{0x18 + 0x11 * i:02X}:00.0",
+                    PRODUCTS[n.gpu],
+                    n.mig.get(i, ()),
+                )
+            )
     fleet_gpus = tuple(gpus)
     lookup = {g.key: g for g in fleet_gpus}
 
@@ -162,20 +178,51 @@ def build_fleet(spec: FleetSpec) -> Fleet:
         h = template_hash(spec.seed, m.name, revision)
         suffix = stable_hex(spec.seed, "pod", m.name, revision, p.node, p.gpus, p.mig_instance, n=5)
         name = f"{app}-{h}-{suffix}"
-        return Pod(name, m.tenant, stable_uuid(spec.seed, "poduid", name), p.node, app, _container(m.engine),
-                   m.engine, m, variant, revision, h, grants(p), start_s, f"{m.tenant}/{name}")
+        return Pod(
+            name,
+            m.tenant,
+            stable_uuid(spec.seed, "poduid", name),
+            p.node,
+            app,
+            _container(m.engine),
+            m.engine,
+            m,
+            variant,
+            revision,
+            h,
+            grants(p),
+            start_s,
+            f"{m.tenant}/{name}",
+        )
 
     engine_pods = [make(m, p, Variant.BASELINE, 1, 0.0) for m in spec.models for p in m.replicas]
     if spec.canary is not None:
         m = next(x for x in spec.models if x.name == spec.canary.model)
-        engine_pods += [make(m, p, Variant.CANARY, spec.canary.revision, spec.canary.start_s)
-                        for p in spec.canary.replicas]
+        engine_pods += [
+            make(m, p, Variant.CANARY, spec.canary.revision, spec.canary.start_s)
+            for p in spec.canary.replicas
+        ]
     exporters = []
     for n in spec.nodes:
         if n.gpu_count == 0:
             continue
         name = f"nvidia-dcgm-exporter-{stable_hex(spec.seed, 'dcgm', n.name, n=5)}"
-        exporters.append(Pod(name, DCGM_NAMESPACE, stable_uuid(spec.seed, "poduid", name), n.name,
-                             "nvidia-dcgm-exporter", "nvidia-dcgm-exporter", None, None, Variant.BASELINE, 1,
-                             template_hash(spec.seed, "dcgm", 1), (), 0.0, f"dcgm/{n.name}"))
+        exporters.append(
+            Pod(
+                name,
+                DCGM_NAMESPACE,
+                stable_uuid(spec.seed, "poduid", name),
+                n.name,
+                "nvidia-dcgm-exporter",
+                "nvidia-dcgm-exporter",
+                None,
+                None,
+                Variant.BASELINE,
+                1,
+                template_hash(spec.seed, "dcgm", 1),
+                (),
+                0.0,
+                f"dcgm/{n.name}",
+            )
+        )
     return Fleet(fleet_gpus, tuple(engine_pods), tuple(exporters))

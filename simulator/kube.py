@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from simulator.config import MIG_MEMORY_MIB
@@ -10,9 +10,12 @@ from simulator.fleet import Pod, Variant, stable_hex, stable_uuid
 from simulator.rollout import RolloutEvent
 from simulator.state import FleetState
 
-IMAGES = {"vllm": "vllm/vllm-openai:v0.33.0", "vllm-0.8": "vllm/vllm-openai:v0.8.5",
-          "triton": "nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3",
-          "dcgm": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04"}
+IMAGES = {
+    "vllm": "vllm/vllm-openai:v0.33.0",
+    "vllm-0.8": "vllm/vllm-openai:v0.8.5",
+    "triton": "nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3",
+    "dcgm": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04",
+}
 
 
 def ts(state: FleetState, t: float) -> str:
@@ -44,8 +47,10 @@ def _resources(pod: Pod) -> dict[str, dict[str, str]]:
 def pod_json(state: FleetState, pod: Pod, port: int) -> dict[str, Any]:
     """One pod object; ``status.podIP`` is 127.0.0.1 and the container port is the pod's /metrics port."""
     is_engine = pod.engine is not None
-    labels = {"app.kubernetes.io/name": pod.app, "app.kubernetes.io/component": "inference" if is_engine
-              else "dcgm-exporter"}
+    labels = {
+        "app.kubernetes.io/name": pod.app,
+        "app.kubernetes.io/component": "inference" if is_engine else "dcgm-exporter",
+    }
     annotations: dict[str, str] = {}
     if is_engine:
         assert pod.model is not None
@@ -55,13 +60,24 @@ def pod_json(state: FleetState, pod: Pod, port: int) -> dict[str, Any]:
         annotations["rollout.argoproj.io/revision"] = str(pod.revision)
         if pod.grants[0].fraction is not None:
             annotations["gpu-fraction"] = str(pod.grants[0].fraction)
-        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{pod.app}-{pod.template_hash}",
-                 "uid": stable_uuid(state.spec.seed, "rs", pod.app, pod.template_hash), "controller": True,
-                 "blockOwnerDeletion": True}
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": f"{pod.app}-{pod.template_hash}",
+            "uid": stable_uuid(state.spec.seed, "rs", pod.app, pod.template_hash),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     else:
         labels["pod-template-generation"] = "1"
-        owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "nvidia-dcgm-exporter",
-                 "uid": stable_uuid(state.spec.seed, "ds", "dcgm"), "controller": True, "blockOwnerDeletion": True}
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "name": "nvidia-dcgm-exporter",
+            "uid": stable_uuid(state.spec.seed, "ds", "dcgm"),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     created = pod.start_s if pod.start_s > 0 else -3600.0
     restarts = state.restart_count.get(pod.name, 0)
     started = created
@@ -69,24 +85,48 @@ def pod_json(state: FleetState, pod: Pod, port: int) -> dict[str, Any]:
         started = max(t for t, p in _restart_times(state) if p == pod.name and t <= state.t)
     engine_key = pod.engine.value if pod.engine else "dcgm"
     container = {
-        "name": pod.container, "image": IMAGES[engine_key],
+        "name": pod.container,
+        "image": IMAGES[engine_key],
         "args": ["--port", str(port)] + (["--served-model-name", pod.model.name] if pod.model else []),
         "ports": [{"containerPort": port, "name": "metrics" if not is_engine else "http", "protocol": "TCP"}],
         "resources": _resources(pod),
     }
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"annotations": annotations, "creationTimestamp": ts(state, created), "labels": labels,
-                     "name": pod.name, "namespace": pod.namespace, "ownerReferences": [owner],
-                     "resourceVersion": str(1000 + int(stable_hex(pod.uid, n=5), 16) % 90000), "uid": pod.uid},
-        "spec": {"containers": [container], "nodeName": pod.node,
-                 "schedulerName": "runai-scheduler" if annotations.get("gpu-fraction") else "default-scheduler"},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "annotations": annotations,
+            "creationTimestamp": ts(state, created),
+            "labels": labels,
+            "name": pod.name,
+            "namespace": pod.namespace,
+            "ownerReferences": [owner],
+            "resourceVersion": str(1000 + int(stable_hex(pod.uid, n=5), 16) % 90000),
+            "uid": pod.uid,
+        },
+        "spec": {
+            "containers": [container],
+            "nodeName": pod.node,
+            "schedulerName": "runai-scheduler" if annotations.get("gpu-fraction") else "default-scheduler",
+        },
         "status": {
-            "containerStatuses": [{"name": pod.container, "ready": True, "restartCount": restarts,
-                                   "image": IMAGES[engine_key], "started": True,
-                                   "state": {"running": {"startedAt": ts(state, started)}}}],
-            "hostIP": "127.0.0.1", "phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-            "startTime": ts(state, created), "qosClass": "Guaranteed" if is_engine else "Burstable"},
+            "containerStatuses": [
+                {
+                    "name": pod.container,
+                    "ready": True,
+                    "restartCount": restarts,
+                    "image": IMAGES[engine_key],
+                    "started": True,
+                    "state": {"running": {"startedAt": ts(state, started)}},
+                }
+            ],
+            "hostIP": "127.0.0.1",
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": ts(state, created),
+            "qosClass": "Guaranteed" if is_engine else "Burstable",
+        },
     }
 
 
@@ -104,9 +144,18 @@ def _restart_times(state: FleetState) -> list[tuple[float, str]]:
 def node_json(state: FleetState, name: str) -> dict[str, Any]:
     """One node object with GPU product labels and nvidia.com/gpu and MIG capacity."""
     spec = next(n for n in state.spec.nodes if n.name == name)
-    cap: dict[str, str] = {"cpu": str(spec.cpu), "memory": f"{spec.memory_gib * 1024 * 1024}Ki", "pods": "110"}
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node.kubernetes.io/instance-type":
-              f"{spec.gpu.lower()}x{spec.gpu_count}" if spec.gpu_count else "cpu"}
+    cap: dict[str, str] = {
+        "cpu": str(spec.cpu),
+        "memory": f"{spec.memory_gib * 1024 * 1024}Ki",
+        "pods": "110",
+    }
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": f"{spec.gpu.lower()}x{spec.gpu_count}"
+        if spec.gpu_count
+        else "cpu",
+    }
     if spec.gpu_count:
         gpus = [g for g in state.fleet.gpus if g.node == name]
         whole = [g for g in gpus if not g.mig_profiles]
@@ -115,25 +164,53 @@ def node_json(state: FleetState, name: str) -> dict[str, Any]:
             for prof in g.mig_profiles:
                 k = f"nvidia.com/mig-{prof}"
                 cap[k] = str(int(cap.get(k, "0")) + 1)
-        labels.update({"nvidia.com/gpu.product": gpus[0].product.label, "nvidia.com/gpu.count": str(len(gpus)),
-                       "nvidia.com/gpu.memory": str(gpus[0].product.memory_mib),
-                       "nvidia.com/mig.strategy": "mixed" if spec.mig else "none",
-                       "nvidia.com/gpu.present": "true"})
+        labels.update(
+            {
+                "nvidia.com/gpu.product": gpus[0].product.label,
+                "nvidia.com/gpu.count": str(len(gpus)),
+                "nvidia.com/gpu.memory": str(gpus[0].product.memory_mib),
+                "nvidia.com/mig.strategy": "mixed" if spec.mig else "none",
+                "nvidia.com/gpu.present": "true",
+            }
+        )
         for prof in sorted({p for g in gpus for p in g.mig_profiles}):
             labels[f"nvidia.com/mig-{prof}.memory"] = str(MIG_MEMORY_MIB[prof])
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"annotations": {}, "creationTimestamp": ts(state, -30 * 86400.0), "labels": labels,
-                     "name": name, "resourceVersion": "1", "uid": stable_uuid(state.spec.seed, "node", name)},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "annotations": {},
+            "creationTimestamp": ts(state, -30 * 86400.0),
+            "labels": labels,
+            "name": name,
+            "resourceVersion": "1",
+            "uid": stable_uuid(state.spec.seed, "node", name),
+        },
         "spec": {"podCIDR": "10.244.0.0/24"},
-        "status": {"addresses": [{"address": "127.0.0.1", "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
-                   "allocatable": dict(cap), "capacity": cap,
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "message": "kubelet is posting ready status",
-                                   "lastHeartbeatTime": ts(state, state.t),
-                                   "lastTransitionTime": ts(state, -30 * 86400.0)}],
-                   "nodeInfo": {"architecture": "amd64", "kubeletVersion": "v1.30.4", "operatingSystem": "linux",
-                                "containerRuntimeVersion": "containerd://1.7.20"}},
+        "status": {
+            "addresses": [
+                {"address": "127.0.0.1", "type": "InternalIP"},
+                {"address": name, "type": "Hostname"},
+            ],
+            "allocatable": dict(cap),
+            "capacity": cap,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": ts(state, state.t),
+                    "lastTransitionTime": ts(state, -30 * 86400.0),
+                }
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kubeletVersion": "v1.30.4",
+                "operatingSystem": "linux",
+                "containerRuntimeVersion": "containerd://1.7.20",
+            },
+        },
     }
 
 
@@ -152,12 +229,25 @@ def nodes_list(state: FleetState) -> dict[str, Any]:
 def _event(state: FleetState, e: RolloutEvent, i: int, obj: dict[str, str], host: str = "") -> dict[str, Any]:
     name = f"{obj['name']}.{stable_hex(state.spec.seed, 'ev', i, e.reason, e.t, n=16)}"
     return {
-        "apiVersion": "v1", "kind": "Event", "count": 1, "eventTime": None,
-        "firstTimestamp": ts(state, e.t), "lastTimestamp": ts(state, e.t), "involvedObject": obj,
-        "message": e.message, "reason": e.reason, "type": e.type,
-        "metadata": {"creationTimestamp": ts(state, e.t), "name": name, "namespace": obj["namespace"],
-                     "resourceVersion": str(5000 + i), "uid": stable_uuid(state.spec.seed, "event", name)},
-        "reportingComponent": e.component, "reportingInstance": host,
+        "apiVersion": "v1",
+        "kind": "Event",
+        "count": 1,
+        "eventTime": None,
+        "firstTimestamp": ts(state, e.t),
+        "lastTimestamp": ts(state, e.t),
+        "involvedObject": obj,
+        "message": e.message,
+        "reason": e.reason,
+        "type": e.type,
+        "metadata": {
+            "creationTimestamp": ts(state, e.t),
+            "name": name,
+            "namespace": obj["namespace"],
+            "resourceVersion": str(5000 + i),
+            "uid": stable_uuid(state.spec.seed, "event", name),
+        },
+        "reportingComponent": e.component,
+        "reportingInstance": host,
         "source": {"component": e.component, **({"host": host} if host else {})},
     }
 
@@ -168,9 +258,14 @@ def events_list(state: FleetState) -> dict[str, Any]:
     if state.rollout is not None:
         ro = state.rollout
         pods = [p for p in state.fleet.engine_pods if p.variant is Variant.CANARY]
-        obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro.rollout_name,
-               "namespace": pods[0].namespace, "resourceVersion": "1",
-               "uid": stable_uuid(state.spec.seed, "rollout", ro.rollout_name)}
+        obj = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "name": ro.rollout_name,
+            "namespace": pods[0].namespace,
+            "resourceVersion": "1",
+            "uid": stable_uuid(state.spec.seed, "rollout", ro.rollout_name),
+        }
         for i, e in enumerate(ro.events()):
             if e.t <= state.t:
                 items.append((e.t, _event(state, e, i, obj)))
@@ -179,10 +274,21 @@ def events_list(state: FleetState) -> dict[str, Any]:
         if t > state.t:
             continue
         p = by_name[name]
-        obj = {"apiVersion": "v1", "kind": "Pod", "name": p.name, "namespace": p.namespace, "uid": p.uid,
-               "resourceVersion": "1", "fieldPath": f"spec.containers{{{p.container}}}"}
-        for k, (reason, msg) in enumerate((("Killing", f"Stopping container {p.container}"),
-                                           ("Started", f"Started container {p.container}"))):
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": p.name,
+            "namespace": p.namespace,
+            "uid": p.uid,
+            "resourceVersion": "1",
+            "fieldPath": f"spec.containers{{{p.container}}}",
+        }
+        for k, (reason, msg) in enumerate(
+            (
+                ("Killing", f"Stopping container {p.container}"),
+                ("Started", f"Started container {p.container}"),
+            )
+        ):
             ev = RolloutEvent(t + k * state.spec.restart_downtime_s, reason, msg, component="kubelet")
             if ev.t <= state.t:
                 items.append((ev.t, _event(state, ev, 1000 + 2 * j + k, obj, p.node)))

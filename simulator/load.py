@@ -93,7 +93,9 @@ class Arrivals:
         """Mean arrivals per second at sim time ``t``."""
         m, frac = divmod(t / 60.0, 1.0)
         noise = self._noise(int(m)) * (1 - frac) + self._noise(int(m) + 1) * frac
-        return self.model.rate_rps * self.load_factor * daily_shape((self.start_hour + t / 3600.0) % 24) * noise
+        return (
+            self.model.rate_rps * self.load_factor * daily_shape((self.start_hour + t / 3600.0) % 24) * noise
+        )
 
     def draw(self, t0: float, dt: float) -> list[Request]:
         """The requests arriving in [t0, t0 + dt), in arrival order."""
@@ -113,5 +115,7 @@ class Arrivals:
             rid = str(uuid.UUID(int=(int(ids[i, 0]) << 64) | int(ids[i, 1]), version=4))
             self._n += 1
             max_tokens = max(o, 256 if o <= 256 else 1024 if o <= 1024 else cap)
-            out.append(Request(rid, m.name, m.tenant, float(times[i]), p, o, max_tokens, enqueued=float(times[i])))
+            out.append(
+                Request(rid, m.name, m.tenant, float(times[i]), p, o, max_tokens, enqueued=float(times[i]))
+            )
         return out

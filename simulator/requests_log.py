@@ -24,7 +24,9 @@ COUNTED_FLAGS = frozenset({"-", "DC"})
 
 
 def _iso_ms(state: FleetState, t: float) -> str:
-    return (state.spec.start + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+    return (state.spec.start + timedelta(seconds=t)).strftime(
+        "%Y-%m-%dT%H:%M:%S."
+    ) + f"{int(t * 1000) % 1000:03d}Z"
 
 
 def _ms(x: float) -> float | None:
@@ -34,7 +36,7 @@ def _ms(x: float) -> float | None:
 def log_line(state: FleetState, r: Request, host_of: Callable[[str], str | None]) -> dict[str, Any]:
     """One access-log object for a finished request."""
     reached = r.flags in COUNTED_FLAGS or r.flags == "UC"
-    duration_ms = int(round((r.finish - r.arrival) * 1000))
+    duration_ms = round((r.finish - r.arrival) * 1000)
     completion = int(r.generated) if r.counted else 0
     return {
         "start_time": _iso_ms(state, r.arrival),
@@ -72,11 +74,11 @@ def select(records: Iterable[Request], start: float, end: float) -> list[Request
     return [r for r in records if start <= r.finish < end]
 
 
-def write_jsonl(state: FleetState, path: str | Path, start: float, end: float,
-                host_of: Callable[[str], str | None]) -> int:
+def write_jsonl(
+    state: FleetState, path: str | Path, start: float, end: float, host_of: Callable[[str], str | None]
+) -> int:
     """Write the lines of [start, end) to ``path``; return how many were written."""
     rows = select(state.records, start, end)
     with Path(path).open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(log_line(state, r, host_of), separators=(",", ":")) + "\n")
+        f.writelines(json.dumps(log_line(state, r, host_of), separators=(",", ":")) + "\n" for r in rows)
     return len(rows)

@@ -50,17 +50,25 @@ class Rollout:
         total = 2 * len(s.weight_steps)
         ev = [
             RolloutEvent(s.start_s, "RolloutUpdated", f"Rollout updated to revision {n}"),
-            RolloutEvent(s.start_s, "NewReplicaSetCreated", f"Created ReplicaSet {self.canary_rs} (revision {n})"),
-            RolloutEvent(s.start_s, "ScalingReplicaSet",
-                         f"Scaled up ReplicaSet {self.canary_rs} (revision {n}) from 0 to {len(s.replicas)}"),
+            RolloutEvent(
+                s.start_s, "NewReplicaSetCreated", f"Created ReplicaSet {self.canary_rs} (revision {n})"
+            ),
+            RolloutEvent(
+                s.start_s,
+                "ScalingReplicaSet",
+                f"Scaled up ReplicaSet {self.canary_rs} (revision {n}) from 0 to {len(s.replicas)}",
+            ),
         ]
         prev = 0
         pause = f"{int(s.step_duration_s)}s"
         for i, w in enumerate(s.weight_steps):
             t = s.start_s + i * s.step_duration_s
             ev.append(RolloutEvent(t, "TrafficWeightUpdated", f"Traffic weight updated from {prev} to {w}"))
-            ev.append(RolloutEvent(t, "RolloutStepCompleted",
-                                   f"Rollout step {2 * i + 1}/{total} completed (setWeight: {w})"))
+            ev.append(
+                RolloutEvent(
+                    t, "RolloutStepCompleted", f"Rollout step {2 * i + 1}/{total} completed (setWeight: {w})"
+                )
+            )
             ev.append(RolloutEvent(t, "RolloutPaused", "Rollout is paused (CanaryPauseStep)"))
             prev = w
             last = i == len(s.weight_steps) - 1
@@ -70,22 +78,38 @@ class Rollout:
                 break
             t_end = t + s.step_duration_s
             ev.append(RolloutEvent(t_end, "RolloutResumed", "Rollout is resumed"))
-            ev.append(RolloutEvent(t_end, "RolloutStepCompleted",
-                                   f"Rollout step {2 * i + 2}/{total} completed (pause: {pause})"))
+            ev.append(
+                RolloutEvent(
+                    t_end,
+                    "RolloutStepCompleted",
+                    f"Rollout step {2 * i + 2}/{total} completed (pause: {pause})",
+                )
+            )
         t = self.end_s
         if s.outcome is CanaryOutcome.PROMOTE:
             ev += [
                 RolloutEvent(t, "TrafficWeightUpdated", f"Traffic weight updated from {prev} to 100"),
-                RolloutEvent(t, "RolloutCompleted", f"Rollout completed update to revision {n} "
-                             f"({self.canary_hash}): Completed all {total} canary steps"),
-                RolloutEvent(t, "ScalingReplicaSet", f"Scaled down ReplicaSet {self.stable_rs} (revision {n - 1}) "
-                             f"from {self.baseline_replicas} to 0"),
+                RolloutEvent(
+                    t,
+                    "RolloutCompleted",
+                    f"Rollout completed update to revision {n} "
+                    f"({self.canary_hash}): Completed all {total} canary steps",
+                ),
+                RolloutEvent(
+                    t,
+                    "ScalingReplicaSet",
+                    f"Scaled down ReplicaSet {self.stable_rs} (revision {n - 1}) "
+                    f"from {self.baseline_replicas} to 0",
+                ),
             ]
         elif s.outcome is CanaryOutcome.ABORT:
             ev += [
                 RolloutEvent(t, "RolloutAborted", f"Rollout aborted update to revision {n}", "Warning"),
                 RolloutEvent(t, "TrafficWeightUpdated", f"Traffic weight updated from {prev} to 0"),
-                RolloutEvent(t, "ScalingReplicaSet", f"Scaled down ReplicaSet {self.canary_rs} (revision {n}) "
-                             f"from {len(s.replicas)} to 0"),
+                RolloutEvent(
+                    t,
+                    "ScalingReplicaSet",
+                    f"Scaled down ReplicaSet {self.canary_rs} (revision {n}) from {len(s.replicas)} to 0",
+                ),
             ]
         return ev

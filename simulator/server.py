@@ -16,7 +16,7 @@ def _handler(target_id: str, page: PageFn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != "/metrics":
                 self._send(404, "not found: only /metrics is served here\n")
                 return
@@ -31,7 +31,7 @@ def _handler(target_id: str, page: PageFn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             """Scrapes are frequent: keep stderr quiet."""
 
     return Handler
@@ -56,8 +56,9 @@ class TargetServers:
             self.stop()
             raise
         for tid, srv in self.servers.items():
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
-                                 name=f"sim-{tid}", daemon=True)
+            t = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name=f"sim-{tid}", daemon=True
+            )
             t.start()
             self.threads[tid] = t
         return {tid: srv.server_address[1] for tid, srv in self.servers.items()}

@@ -50,18 +50,30 @@ class FleetState:
         self.t = 0.0
         self.epoch = spec.start.timestamp()
         self.start_hour = spec.start.hour + spec.start.minute / 60 + spec.start.second / 3600
-        self.arrivals = {m.name: Arrivals(spec.seed, m, spec.load_factor, self.start_hour) for m in spec.models}
+        self.arrivals = {
+            m.name: Arrivals(spec.seed, m, spec.load_factor, self.start_hour) for m in spec.models
+        }
         self.routers = {m.name: seeded_rng(spec.seed, f"route/{m.name}") for m in spec.models}
         self.rollout: Rollout | None = None
         reg = spec.regression
-        canary_deg = Degradation(1 + reg.ttft_regression_pct / 100, 1 + reg.itl_regression_pct / 100,
-                                 reg.error_rate_add)
+        canary_deg = Degradation(
+            1 + reg.ttft_regression_pct / 100, 1 + reg.itl_regression_pct / 100, reg.error_rate_add
+        )
         if spec.canary is not None:
             cpods = [p for p in fleet.engine_pods if p.variant is Variant.CANARY]
-            bpods = [p for p in fleet.engine_pods if p.variant is Variant.BASELINE
-                     and p.model is not None and p.model.name == spec.canary.model]
-            self.rollout = Rollout(spec.canary, app_name(spec.canary.model), f"{cpods[0].app}-{cpods[0].template_hash}",
-                                   f"{bpods[0].app}-{bpods[0].template_hash}", cpods[0].template_hash, len(bpods))
+            bpods = [
+                p
+                for p in fleet.engine_pods
+                if p.variant is Variant.BASELINE and p.model is not None and p.model.name == spec.canary.model
+            ]
+            self.rollout = Rollout(
+                spec.canary,
+                app_name(spec.canary.model),
+                f"{cpods[0].app}-{cpods[0].template_hash}",
+                f"{bpods[0].app}-{bpods[0].template_hash}",
+                cpods[0].template_hash,
+                len(bpods),
+            )
         self.engines: dict[str, EngineSim] = {}
         warm = spec.canary.warmup_s if spec.canary else 120.0
         for p in fleet.engine_pods:
@@ -70,7 +82,8 @@ class FleetState:
             started = p.start_s if p.start_s > 0 else -_INITIAL_POD_AGE_S
             self.engines[p.name] = EngineSim(spec.seed, p.name, p.model, deg, started, warm, self.epoch)
         self.restarts: list[tuple[float, Pod]] = sorted(
-            (r.at_s, p) for r in spec.restarts if (p := resolve_restart(r, fleet.engine_pods)) is not None)
+            (r.at_s, p) for r in spec.restarts if (p := resolve_restart(r, fleet.engine_pods)) is not None
+        )
         self.restart_count: dict[str, int] = dict.fromkeys(self.engines, 0)
         self.down_until: dict[str, float] = {}
         self.gpus: dict[tuple[str, int], GpuState] = {}
@@ -197,21 +210,29 @@ class FleetState:
             loaded = 0.08 if users else 0.0
             jitter = 1 + 0.01 * float(self.noise.standard_normal())
             p = g.product
-            s.power_w = max(p.idle_w * 0.9, (p.idle_w + (p.tdp_w - p.idle_w) * (loaded + 0.85 * s.gr)) * jitter)
+            s.power_w = max(
+                p.idle_w * 0.9, (p.idle_w + (p.tdp_w - p.idle_w) * (loaded + 0.85 * s.gr)) * jitter
+            )
             s.energy_mj += s.power_w * dt * 1000.0
             s.temp_c += (28.0 + 0.085 * s.power_w - s.temp_c) * decay
             if any(len(pod.grants) > 1 for pod, _, _ in users):
-                s.nvlink_total += s.gr * 4.0e5 * dt  # NVLink counter units per second under tensor parallelism
+                s.nvlink_total += (
+                    s.gr * 4.0e5 * dt
+                )  # NVLink counter units per second under tensor parallelism
 
     def _mark_energy(self, pod: Pod, pre_s: float = 0.0) -> None:
         """Remember each GPU's energy when the pod's process starts (Triton reports J since its start)."""
         for gr in pod.grants:
             g = self.gpus[gr.gpu.key]
-            self.energy_base[(pod.name, gr.gpu.key)] = g.energy_mj - gr.gpu.product.idle_w * 1.1 * pre_s * 1000
+            self.energy_base[(pod.name, gr.gpu.key)] = (
+                g.energy_mj - gr.gpu.product.idle_w * 1.1 * pre_s * 1000
+            )
 
     def energy_since_start(self, pod: str, gpu: tuple[str, int]) -> float:
         """Joules the GPU used since the pod's process started."""
-        return (self.gpus[gpu].energy_mj - self.energy_base.get((pod, gpu), self.gpus[gpu].energy_mj)) / 1000.0
+        return (
+            self.gpus[gpu].energy_mj - self.energy_base.get((pod, gpu), self.gpus[gpu].energy_mj)
+        ) / 1000.0
 
     # ------------------------------------------------------------------ per-GPU views for renderers
 

@@ -17,16 +17,26 @@ _COUNTERS = (
     ("nv_inference_request_failure", "Number of failed inference requests, all batch sizes"),
     ("nv_inference_count", "Number of inferences performed (does not include cached requests)"),
     ("nv_inference_exec_count", "Number of model executions performed (does not include cached requests)"),
-    ("nv_inference_request_duration_us",
-     "Cumulative inference request duration in microseconds (includes cached requests)"),
-    ("nv_inference_queue_duration_us",
-     "Cumulative inference queuing duration in microseconds (includes cached requests)"),
-    ("nv_inference_compute_input_duration_us",
-     "Cumulative compute input duration in microseconds (does not include cached requests)"),
-    ("nv_inference_compute_infer_duration_us",
-     "Cumulative compute inference duration in microseconds (does not include cached requests)"),
-    ("nv_inference_compute_output_duration_us",
-     "Cumulative inference compute output duration in microseconds (does not include cached requests)"),
+    (
+        "nv_inference_request_duration_us",
+        "Cumulative inference request duration in microseconds (includes cached requests)",
+    ),
+    (
+        "nv_inference_queue_duration_us",
+        "Cumulative inference queuing duration in microseconds (includes cached requests)",
+    ),
+    (
+        "nv_inference_compute_input_duration_us",
+        "Cumulative compute input duration in microseconds (does not include cached requests)",
+    ),
+    (
+        "nv_inference_compute_infer_duration_us",
+        "Cumulative compute inference duration in microseconds (does not include cached requests)",
+    ),
+    (
+        "nv_inference_compute_output_duration_us",
+        "Cumulative inference compute output duration in microseconds (does not include cached requests)",
+    ),
 )
 
 
@@ -68,18 +78,25 @@ def render_triton(state: FleetState, pod: Pod, engine: EngineSim) -> str:
     out = []
     for name, help_text in _COUNTERS:
         if name == "nv_inference_request_failure":
-            lines = [f"{name}{{{_labels({**base, 'reason': r})}}} {fmt(st.failure[r])}"
-                     for r in TRITON_FAILURE_REASONS]
+            lines = [
+                f"{name}{{{_labels({**base, 'reason': r})}}} {fmt(st.failure[r])}"
+                for r in TRITON_FAILURE_REASONS
+            ]
         else:
             lines = [f"{name}{{{key}}} {fmt(values[name])}"]
         out.append(_family(name, "counter", help_text, lines))
-    out.append(_family("nv_inference_pending_request_count", "gauge",
-                       "Instantaneous number of pending requests awaiting execution per-model.",
-                       [f"nv_inference_pending_request_count{{{key}}} {fmt(st.waiting)}"]))
+    out.append(
+        _family(
+            "nv_inference_pending_request_count",
+            "gauge",
+            "Instantaneous number of pending requests awaiting execution per-model.",
+            [f"nv_inference_pending_request_count{{{key}}} {fmt(st.waiting)}"],
+        )
+    )
     h = st.hists["first_response_histogram_ms"]
     hname = "nv_inference_first_response_histogram_ms"
     lines = [f"{hname}_count{{{key}}} {fmt(h.count)}", f"{hname}_sum{{{key}}} {fmt(h.total)}"]
-    lines += [f"{hname}_bucket{{{key},le=\"{fmt(le)}\"}} {fmt(cum)}" for le, cum in h.cumulative()]
+    lines += [f'{hname}_bucket{{{key},le="{fmt(le)}"}} {fmt(cum)}' for le, cum in h.cumulative()]
     out.append(_family(hname, "histogram", "Duration from request to first response in milliseconds", lines))
     out.append(_gpu_families(state, pod, engine))
     return "".join(out)
@@ -96,17 +113,41 @@ def _gpu_families(state: FleetState, pod: Pod, engine: EngineSim) -> str:
         since = state.energy_since_start(pod.name, g.key)
         rows.append((lab, s.gr, g.product.memory_mib * 1024 * 1024, used, s.power_w, g.product.tdp_w, since))
     out = [
-        _family("nv_gpu_utilization", "gauge", "GPU utilization rate [0.0 - 1.0)",
-                [f"nv_gpu_utilization{{{r[0]}}} {fmt(round(r[1], 2))}" for r in rows]),
-        _family("nv_gpu_memory_total_bytes", "gauge", "GPU total memory, in bytes",
-                [f"nv_gpu_memory_total_bytes{{{r[0]}}} {fmt(r[2])}" for r in rows]),
-        _family("nv_gpu_memory_used_bytes", "gauge", "GPU used memory, in bytes",
-                [f"nv_gpu_memory_used_bytes{{{r[0]}}} {fmt(r[3])}" for r in rows]),
-        _family("nv_gpu_power_usage", "gauge", "GPU power usage in watts",
-                [f"nv_gpu_power_usage{{{r[0]}}} {fmt(round(r[4], 3))}" for r in rows]),
-        _family("nv_gpu_power_limit", "gauge", "GPU power management limit in watts",
-                [f"nv_gpu_power_limit{{{r[0]}}} {fmt(r[5])}" for r in rows]),
-        _family("nv_energy_consumption", "counter", "GPU energy consumption in joules since the Triton Server "
-                "started", [f"nv_energy_consumption{{{r[0]}}} {fmt(round(r[6], 3))}" for r in rows]),
+        _family(
+            "nv_gpu_utilization",
+            "gauge",
+            "GPU utilization rate [0.0 - 1.0)",
+            [f"nv_gpu_utilization{{{r[0]}}} {fmt(round(r[1], 2))}" for r in rows],
+        ),
+        _family(
+            "nv_gpu_memory_total_bytes",
+            "gauge",
+            "GPU total memory, in bytes",
+            [f"nv_gpu_memory_total_bytes{{{r[0]}}} {fmt(r[2])}" for r in rows],
+        ),
+        _family(
+            "nv_gpu_memory_used_bytes",
+            "gauge",
+            "GPU used memory, in bytes",
+            [f"nv_gpu_memory_used_bytes{{{r[0]}}} {fmt(r[3])}" for r in rows],
+        ),
+        _family(
+            "nv_gpu_power_usage",
+            "gauge",
+            "GPU power usage in watts",
+            [f"nv_gpu_power_usage{{{r[0]}}} {fmt(round(r[4], 3))}" for r in rows],
+        ),
+        _family(
+            "nv_gpu_power_limit",
+            "gauge",
+            "GPU power management limit in watts",
+            [f"nv_gpu_power_limit{{{r[0]}}} {fmt(r[5])}" for r in rows],
+        ),
+        _family(
+            "nv_energy_consumption",
+            "counter",
+            "GPU energy consumption in joules since the Triton Server started",
+            [f"nv_energy_consumption{{{r[0]}}} {fmt(round(r[6], 3))}" for r in rows],
+        ),
     ]
     return "".join(out)

@@ -79,38 +79,74 @@ def vllm_families(engine: EngineSim) -> list[Metric]:
     lab = {"model_name": m.name, "engine": "0"}
     c, created = st.counters, st.created
     fams = [
-        _gauge("vllm:num_requests_running", "Number of requests in model execution batches.", lab, st.running),
+        _gauge(
+            "vllm:num_requests_running", "Number of requests in model execution batches.", lab, st.running
+        ),
         _gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", lab, st.waiting),
     ]
     if old:
         fams += [
-            _gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", lab, st.kv_usage),
-            _counter("vllm:gpu_prefix_cache_queries",
-                     "GPU prefix cache queries, in terms of number of queried tokens.",
-                     [(lab, c["prefix_cache_queries"])], created),
-            _counter("vllm:gpu_prefix_cache_hits", "GPU prefix cache hits, in terms of number of cached tokens.",
-                     [(lab, c["prefix_cache_hits"])], created),
+            _gauge(
+                "vllm:gpu_cache_usage_perc",
+                "GPU KV-cache usage. 1 means 100 percent usage.",
+                lab,
+                st.kv_usage,
+            ),
+            _counter(
+                "vllm:gpu_prefix_cache_queries",
+                "GPU prefix cache queries, in terms of number of queried tokens.",
+                [(lab, c["prefix_cache_queries"])],
+                created,
+            ),
+            _counter(
+                "vllm:gpu_prefix_cache_hits",
+                "GPU prefix cache hits, in terms of number of cached tokens.",
+                [(lab, c["prefix_cache_hits"])],
+                created,
+            ),
         ]
     else:
         fams += [
-            _gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", lab, st.kv_usage),
-            _counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
-                     [(lab, c["prefix_cache_queries"])], created),
-            _counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
-                     [(lab, c["prefix_cache_hits"])], created),
+            _gauge(
+                "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", lab, st.kv_usage
+            ),
+            _counter(
+                "vllm:prefix_cache_queries",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                [(lab, c["prefix_cache_queries"])],
+                created,
+            ),
+            _counter(
+                "vllm:prefix_cache_hits",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                [(lab, c["prefix_cache_hits"])],
+                created,
+            ),
         ]
     fams += [
-        _counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.",
-                 [(lab, c["num_preemptions"])], created),
-        _counter("vllm:prompt_tokens", "Number of prefill tokens processed.", [(lab, c["prompt_tokens"])], created),
-        _counter("vllm:generation_tokens", "Number of generation tokens processed.",
-                 [(lab, c["generation_tokens"])], created),
+        _counter(
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            [(lab, c["num_preemptions"])],
+            created,
+        ),
+        _counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", [(lab, c["prompt_tokens"])], created
+        ),
+        _counter(
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            [(lab, c["generation_tokens"])],
+            created,
+        ),
     ]
     reasons = VLLM_FINISH_REASONS if not old else ("stop", "length", "abort")
     series = [({**lab, "finished_reason": r}, st.success[r]) for r in reasons]
     if old:  # 0.8.5 had no "error" reason: count engine errors as aborts there
         series[2] = (series[2][0], st.success["abort"] + st.success["error"])
-    fams.append(_counter("vllm:request_success", "Count of successfully processed requests.", series, created))
+    fams.append(
+        _counter("vllm:request_success", "Count of successfully processed requests.", series, created)
+    )
     for key, doc in _HIST_HELP.items():
         name = key
         if key == "inter_token_latency_seconds" and old:
@@ -118,8 +154,14 @@ def vllm_families(engine: EngineSim) -> list[Metric]:
         elif key == "request_time_per_output_token_seconds" and old:
             continue
         fams.append(_histogram(f"vllm:{name}", doc, lab, st.hists[key], created))
-    info = {"block_size": "16", "cache_dtype": "auto", "enable_prefix_caching": "True",
-            "gpu_memory_utilization": "0.9", "num_gpu_blocks": str(m.kv_cache_tokens // 16), "engine": "0"}
+    info = {
+        "block_size": "16",
+        "cache_dtype": "auto",
+        "enable_prefix_caching": "True",
+        "gpu_memory_utilization": "0.9",
+        "num_gpu_blocks": str(m.kv_cache_tokens // 16),
+        "engine": "0",
+    }
     fams.append(_gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", info, 1.0))
     return fams
 

@@ -271,3 +271,11 @@ def test_attribute_accepts_a_plain_sequence_of_pods() -> None:
     pod = Pod(namespace="a", name="p", node=None, pod_ips=("10.0.0.1",), containers=("c",), ports=())
     (t,) = attribute([Target(Job.SGLANG, "http://10.0.0.1:30000/metrics")], [pod])
     assert dict(t.labels) == {"namespace": "a", "pod": "p", "container": "c"}
+
+
+def test_attribute_logs_what_it_could_not_attribute_and_the_pod_lists_issues(caplog: pytest.LogCaptureFixture) -> None:
+    pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"m": [8000]}), copy.deepcopy(UPSTREAM_POD))
+    with caplog.at_level("WARNING", logger="collectors.kube_pods"):
+        attribute([Target(Job.VLLM, "http://10.9.9.9:8000/")], pods)
+    text = caplog.text
+    assert "no running pod has IP 10.9.9.9" in text and "podIPValue" in text

@@ -159,7 +159,7 @@ def test_a_round_scrapes_targets_concurrently_up_to_the_limit() -> None:
             state["max"] = max(state["max"], state["in_flight"])
             if state["in_flight"] >= limit:
                 gate.set()
-        gate.wait(timeout=10)
+        gate.wait(timeout=5)
         with lock:
             state["in_flight"] -= 1  # before replying, so the client cannot start the next one first
         send(h, vllm_page(1, 1).encode())

@@ -24,9 +24,15 @@ def test_default_fleet_covers_the_required_shapes() -> None:
 
 
 def test_overrides_are_applied() -> None:
-    spec = build_fleet_spec({"seed": 11, "start": "2025-01-01T00:00:00Z", "load_factor": 2.0,
-                             "canary": {"weight_steps": [5, 50], "outcome": "promote"},
-                             "regression": {"ttft_regression_pct": 40}})
+    spec = build_fleet_spec(
+        {
+            "seed": 11,
+            "start": "2025-01-01T00:00:00Z",
+            "load_factor": 2.0,
+            "canary": {"weight_steps": [5, 50], "outcome": "promote"},
+            "regression": {"ttft_regression_pct": 40},
+        }
+    )
     assert spec.seed == 11 and spec.start.year == 2025 and spec.start.tzinfo is not None
     assert spec.canary is not None and spec.canary.weight_steps == (5, 50)
     assert spec.canary.outcome is CanaryOutcome.PROMOTE
@@ -36,21 +42,42 @@ def test_overrides_are_applied() -> None:
 @pytest.mark.parametrize(
     ("mapping", "key"),
     [
-        pytest.param({"canary": {"weight_steps": [50, 10]}}, "simulator.canary.weight_steps",
-                     id="decreasing weight steps name the weight_steps key"),
-        pytest.param({"canary": {"weight_steps": [0, 120]}}, "simulator.canary.weight_steps",
-                     id="weights outside 1..100 name the weight_steps key"),
+        pytest.param(
+            {"canary": {"weight_steps": [50, 10]}},
+            "simulator.canary.weight_steps",
+            id="decreasing weight steps name the weight_steps key",
+        ),
+        pytest.param(
+            {"canary": {"weight_steps": [0, 120]}},
+            "simulator.canary.weight_steps",
+            id="weights outside 1..100 name the weight_steps key",
+        ),
         pytest.param({"speed": "fast"}, "simulator.speed", id="a non-numeric speed names speed"),
         pytest.param({"bogus": 1}, "simulator.bogus", id="an unknown key is named"),
-        pytest.param({"models": [{"name": "m", "tenant": "Team_A", "replicas": [{"node": "gpu-h100-0",
-                                                                             "gpus": [0]}]}]},
-                     "simulator.models[0]", id="a tenant that is not an RFC 1123 label names its model"),
+        pytest.param(
+            {
+                "models": [
+                    {"name": "m", "tenant": "Team_A", "replicas": [{"node": "gpu-h100-0", "gpus": [0]}]}
+                ]
+            },
+            "simulator.models[0]",
+            id="a tenant that is not an RFC 1123 label names its model",
+        ),
         pytest.param({"canary": {"model": "nope"}}, "simulator.canary.model", id="an unknown canary model"),
-        pytest.param({"regression": {"error_rate_add": 2}}, "simulator.regression.error_rate_add",
-                     id="an error rate above 1"),
-        pytest.param({"models": [{"name": "llama-3.1-8b-instruct", "replicas": [{"node": "gpu-h100-0",
-                                                                                "gpus": [99]}]}]},
-                     "simulator.models[0].replicas[0].gpus", id="a GPU index past the node's GPUs"),
+        pytest.param(
+            {"regression": {"error_rate_add": 2}},
+            "simulator.regression.error_rate_add",
+            id="an error rate above 1",
+        ),
+        pytest.param(
+            {
+                "models": [
+                    {"name": "llama-3.1-8b-instruct", "replicas": [{"node": "gpu-h100-0", "gpus": [99]}]}
+                ]
+            },
+            "simulator.models[0].replicas[0].gpus",
+            id="a GPU index past the node's GPUs",
+        ),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_key(mapping: dict, key: str) -> None:

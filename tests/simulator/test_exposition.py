@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import re
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator import Simulation
@@ -13,8 +12,18 @@ from simulator.config import EngineKind
 from simulator.stats import ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS
 from tests.simulator.conftest import UPSTREAM
 
-DCGM_LABEL_ORDER = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION",
-                    "container", "namespace", "pod"]
+DCGM_LABEL_ORDER = [
+    "gpu",
+    "UUID",
+    "pci_bus_id",
+    "device",
+    "modelName",
+    "Hostname",
+    "DCGM_FI_DRIVER_VERSION",
+    "container",
+    "namespace",
+    "pod",
+]
 LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)\{(.*)\} (\S+)$")
 
 
@@ -23,7 +32,7 @@ def _labels(body: str) -> list[tuple[str, str]]:
 
 
 def _engine_targets(sim: Simulation, kind: EngineKind) -> list[str]:
-    return [tid for tid in sim.target_ids() if (p := sim._pods[tid]).engine is kind]
+    return [tid for tid in sim.target_ids() if sim.pods[tid].engine is kind]
 
 
 def test_every_page_parses_with_the_upstream_parser(sim_40min: Simulation) -> None:
@@ -40,17 +49,17 @@ def test_dcgm_help_and_type_come_from_the_upstream_csv(sim_40min: Simulation) ->
             if row and not row[0].lstrip().startswith("#") and len(row) >= 3:
                 rows[row[0].strip()] = (row[1].strip(), ",".join(row[2:]).strip())
     text = sim_40min.render("dcgm/gpu-h100-0")
-    helps = dict(re.findall(r"^# HELP (\S+) (.*)$", text, re.M))
-    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
-    for field in helps:
+    helps = dict(re.findall(r"^# HELP (\S+) (.*)$", text, re.MULTILINE))
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    for field, help_text in helps.items():
         if field == "DCGM_FI_PROF_SM_ACTIVE":  # commented out upstream; enabled here as an operator would
             continue
         assert types[field] == rows[field][0], field
-        assert helps[field] == rows[field][1], field
+        assert help_text == rows[field][1], field
 
 
 def test_dcgm_label_order_is_the_go_templates(sim_40min: Simulation) -> None:
-    golden = (UPSTREAM / "dcgm-exporter" / "golden" / "server_test.expectedResponse.v4.5.3-4.8.2-691c927.txt")
+    golden = UPSTREAM / "dcgm-exporter" / "golden" / "server_test.expectedResponse.v4.5.3-4.8.2-691c927.txt"
     golden_keys = [k for k, _ in _labels(golden.read_text().splitlines()[-1])]
     for node in ("gpu-h100-0", "gpu-a100-0"):
         for line in sim_40min.render(f"dcgm/{node}").splitlines():
@@ -78,7 +87,9 @@ def test_mig_slices_have_no_gpu_util_but_have_engine_activity(sim_40min: Simulat
 
 def test_time_sliced_gpu_has_device_and_per_pod_series(sim_40min: Simulation) -> None:
     text = sim_40min.render("dcgm/gpu-a100-0")
-    util = [line for line in text.splitlines() if line.startswith("DCGM_FI_DEV_GPU_UTIL{") and 'gpu="1"' in line]
+    util = [
+        line for line in text.splitlines() if line.startswith("DCGM_FI_DEV_GPU_UTIL{") and 'gpu="1"' in line
+    ]
     per_pod = [line for line in util if "vgpu=" in line]
     device = [line for line in util if "vgpu=" not in line]
     assert len(per_pod) == 2 and len(device) == 1
@@ -93,26 +104,29 @@ def test_time_sliced_gpu_has_device_and_per_pod_series(sim_40min: Simulation) ->
 def test_dcgm_value_formats_follow_the_field_types(sim_40min: Simulation) -> None:
     text = sim_40min.render("dcgm/gpu-h100-0")
     for line in text.splitlines():
-        if line.startswith("DCGM_FI_DEV_POWER_USAGE") or line.startswith("DCGM_FI_PROF_GR_ENGINE_ACTIVE"):
+        if line.startswith(("DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_PROF_GR_ENGINE_ACTIVE")):
             assert re.search(r" \d+\.\d{6}$", line), line  # DCGM doubles: Go "%f"
-        if line.startswith("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION") or line.startswith("DCGM_FI_DEV_FB_USED"):
+        if line.startswith(("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_FB_USED")):
             assert re.search(r" \d+$", line), line  # DCGM int64: Go "%d"
 
 
 def test_vllm_page_has_counters_with_total_and_created_and_default_buckets(sim_40min: Simulation) -> None:
     tid = _engine_targets(sim_40min, EngineKind.VLLM)[0]
     text = sim_40min.render(tid)
-    assert re.search(r'^vllm:prompt_tokens_total\{engine="0",model_name="[^"]+"\} ', text, re.M)
-    assert re.search(r"^vllm:prompt_tokens_created\{", text, re.M)
+    assert re.search(r'^vllm:prompt_tokens_total\{engine="0",model_name="[^"]+"\} ', text, re.MULTILINE)
+    assert re.search(r"^vllm:prompt_tokens_created\{", text, re.MULTILINE)
     assert "vllm:kv_cache_usage_perc{" in text and "vllm:gpu_cache_usage_perc" not in text
     fams = {f.name: f for f in text_string_to_metric_families(text)}
-    for name, buckets in (("vllm:time_to_first_token_seconds", TTFT_BUCKETS),
-                          ("vllm:inter_token_latency_seconds", ITL_BUCKETS),
-                          ("vllm:e2e_request_latency_seconds", REQUEST_LATENCY_BUCKETS)):
+    for name, buckets in (
+        ("vllm:time_to_first_token_seconds", TTFT_BUCKETS),
+        ("vllm:inter_token_latency_seconds", ITL_BUCKETS),
+        ("vllm:e2e_request_latency_seconds", REQUEST_LATENCY_BUCKETS),
+    ):
         les = [float(s.labels["le"]) for s in fams[name].samples if s.name.endswith("_bucket")]
         assert les == [*buckets, float("inf")], name
-    reasons = {s.labels["finished_reason"] for s in fams["vllm:request_success"].samples
-               if s.name.endswith("_total")}
+    reasons = {
+        s.labels["finished_reason"] for s in fams["vllm:request_success"].samples if s.name.endswith("_total")
+    }
     assert reasons == {"stop", "length", "abort", "error", "repetition"}
 
 
@@ -124,7 +138,8 @@ def test_old_vllm_deployment_uses_the_pre_rename_names(sim_40min: Simulation) ->
 
 
 def test_triton_page_has_per_model_counters_pending_count_and_first_response_histogram(
-        sim_40min: Simulation) -> None:
+    sim_40min: Simulation,
+) -> None:
     tid = _engine_targets(sim_40min, EngineKind.TRITON)[0]
     text = sim_40min.render(tid)
     fams = {f.name: f for f in text_string_to_metric_families(text)}
@@ -137,8 +152,12 @@ def test_triton_page_has_per_model_counters_pending_count_and_first_response_his
     les = [s.labels["le"] for s in hist.samples if s.name.endswith("_bucket")]
     assert les == ["100", "500", "2000", "5000", "+Inf"]
     assert {s.labels["reason"] for s in fams["nv_inference_request_failure"].samples} == {
-        "REJECTED", "CANCELED", "BACKEND", "OTHER"}
+        "REJECTED",
+        "CANCELED",
+        "BACKEND",
+        "OTHER",
+    }
     # The Triton GPU UUID is the one dcgm-exporter reports for the same pod.
-    pod = sim_40min._pods[tid]
+    pod = sim_40min.pods[tid]
     dcgm = sim_40min.render(f"dcgm/{pod.node}")
     assert re.search(rf'UUID="{ok.labels["gpu_uuid"]}".*pod="{pod.name}"', dcgm)

@@ -19,8 +19,17 @@ def test_events_have_the_upstream_core_v1_event_shape(sim_40min: Simulation) -> 
     assert doc["kind"] == "List" and doc["items"]
     for ev in doc["items"]:
         assert set(ev) <= set(ref), set(ev) - set(ref)
-        assert {"involvedObject", "reason", "message", "type", "firstTimestamp", "lastTimestamp", "count",
-                "source", "metadata"} <= set(ev)
+        assert {
+            "involvedObject",
+            "reason",
+            "message",
+            "type",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "source",
+            "metadata",
+        } <= set(ev)
         assert set(ev["involvedObject"]) <= set(ref["involvedObject"])
         assert set(ev["metadata"]) <= set(ref["metadata"])
         assert set(ev["source"]) <= set(ref["source"])
@@ -51,12 +60,18 @@ def test_pods_map_ip_and_port_to_the_target_and_carry_rollout_labels() -> None:
             assert set(pod) <= set(ref) and set(pod["metadata"]) <= set(ref["metadata"])
             assert set(pod["status"]) <= set(ref["status"])
             port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
-            by_addr[f'{pod["status"]["podIP"]}:{port}'] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            by_addr[f"{pod['status']['podIP']}:{port}"] = (
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+            )
         for t in sim.targets():
             assert by_addr[t.labels["instance"]] == (t.labels["namespace"], t.labels["pod"])
         engine = [p for p in pods["items"] if "rollouts-pod-template-hash" in p["metadata"]["labels"]]
-        hashes = {p["metadata"]["labels"]["rollouts-pod-template-hash"] for p in engine
-                  if p["metadata"]["labels"]["app.kubernetes.io/name"] == "llama-3-1-8b-instruct"}
+        hashes = {
+            p["metadata"]["labels"]["rollouts-pod-template-hash"]
+            for p in engine
+            if p["metadata"]["labels"]["app.kubernetes.io/name"] == "llama-3-1-8b-instruct"
+        }
         assert len(hashes) == 2, "baseline and canary carry different template hashes"
         revs = {p["metadata"]["annotations"]["rollout.argoproj.io/revision"] for p in engine}
         assert revs == {"1", "2"}
@@ -65,8 +80,11 @@ def test_pods_map_ip_and_port_to_the_target_and_carry_rollout_labels() -> None:
         assert any(x.get("nvidia.com/gpu") == "4" for x in limits)
         assert sum("gpu-fraction" in p["metadata"]["annotations"] for p in engine) == 2
         canary = [p for p in sim.fleet.engine_pods if p.variant is Variant.CANARY]
-        assert all(t.labels["model_version"] == canary[0].template_hash
-                   for t in sim.targets() if t.labels["pod"] == canary[0].name)
+        assert all(
+            t.labels["model_version"] == canary[0].template_hash
+            for t in sim.targets()
+            if t.labels["pod"] == canary[0].name
+        )
 
 
 def test_nodes_show_gpu_products_and_mig_capacity(sim_40min: Simulation) -> None:
@@ -77,6 +95,10 @@ def test_nodes_show_gpu_products_and_mig_capacity(sim_40min: Simulation) -> None
     a100 = nodes["gpu-a100-0"]
     assert a100["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
     cap = a100["status"]["capacity"]
-    assert cap["nvidia.com/gpu"] == "3" and cap["nvidia.com/mig-1g.10gb"] == "2" and cap["nvidia.com/mig-3g.40gb"] == "1"
+    assert (
+        cap["nvidia.com/gpu"] == "3"
+        and cap["nvidia.com/mig-1g.10gb"] == "2"
+        and cap["nvidia.com/mig-3g.40gb"] == "1"
+    )
     assert nodes["gpu-h100-0"]["status"]["allocatable"]["nvidia.com/gpu"] == "8"
     assert "nvidia.com/gpu" not in nodes["cpu-0"]["status"]["capacity"]

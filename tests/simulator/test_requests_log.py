@@ -36,14 +36,14 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, dict, 
     return sim, before, after, lines
 
 
-def test_request_counts_and_token_totals_equal_the_engine_counters(window) -> None:  # noqa: ANN001
+def test_request_counts_and_token_totals_equal_the_engine_counters(window) -> None:
     sim, before, after, lines = window
     by_pod: dict[str, list[dict]] = defaultdict(list)
     for line in lines:
         if line["response_flags"] in COUNTED_FLAGS:
             by_pod[line["upstream_pod"]].append(line)
     checked = 0
-    for tid, pod in sim._pods.items():
+    for tid, pod in sim.pods.items():
         if pod.engine is None or tid not in before:
             continue
         d = {k: after[tid][k] - before[tid].get(k, 0.0) for k in after[tid]}
@@ -59,16 +59,33 @@ def test_request_counts_and_token_totals_equal_the_engine_counters(window) -> No
             assert d["vllm:request_generation_tokens_sum"] == sum(x["completion_tokens"] for x in mine), tid
             # Token counters tick while requests run, so they differ only by the in-flight requests.
             in_flight = 2 * pod.model.max_num_seqs * pod.model.output_tokens_mean * 3
-            assert abs(d["vllm:generation_tokens_total"] - d["vllm:request_generation_tokens_sum"]) < in_flight
+            assert (
+                abs(d["vllm:generation_tokens_total"] - d["vllm:request_generation_tokens_sum"]) < in_flight
+            )
         checked += 1
     assert checked >= 8
 
 
-def test_log_lines_have_the_gateway_fields(window) -> None:  # noqa: ANN001
+def test_log_lines_have_the_gateway_fields(window) -> None:
     _, _, _, lines = window
-    required = {"start_time", "x_request_id", "request_id", "response_code", "response_flags", "duration",
-                "upstream_host", "upstream_cluster", "route_name", "x_tenant", "namespace", "model",
-                "model_version", "prompt_tokens", "completion_tokens", "ttft_ms"}
+    required = {
+        "start_time",
+        "x_request_id",
+        "request_id",
+        "response_code",
+        "response_flags",
+        "duration",
+        "upstream_host",
+        "upstream_cluster",
+        "route_name",
+        "x_tenant",
+        "namespace",
+        "model",
+        "model_version",
+        "prompt_tokens",
+        "completion_tokens",
+        "ttft_ms",
+    }
     assert all(required <= set(x) for x in lines)
     ok = [x for x in lines if x["response_code"] == 200]
     assert all(x["upstream_host"].startswith("127.0.0.1:") for x in ok)

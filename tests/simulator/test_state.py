@@ -47,8 +47,23 @@ def test_different_seeds_give_different_pages() -> None:
 
 def _single_model(rate: float, seed: int = 5, kv_tokens: int = 60_000) -> FleetSpec:
     base = default_fleet_spec(seed)
-    m = ModelSpec("llama-3.1-8b-instruct", "team-chat", EngineKind.VLLM, "7B", rate, 700, 220, 48, kv_tokens,
-                  0.011, 14_000, 16.1, 8192, 0.0, (PlacementSpec("gpu-h100-0", (0,)),))
+    m = ModelSpec(
+        "llama-3.1-8b-instruct",
+        "team-chat",
+        EngineKind.VLLM,
+        "7B",
+        rate,
+        700,
+        220,
+        48,
+        kv_tokens,
+        0.011,
+        14_000,
+        16.1,
+        8192,
+        0.0,
+        (PlacementSpec("gpu-h100-0", (0,)),),
+    )
     return dataclasses.replace(base, models=(m,), canary=None, restarts=())
 
 
@@ -81,18 +96,27 @@ def test_overload_brings_queueing_preemptions_and_errors() -> None:
 
 def test_canary_pods_are_worse_than_baseline_by_about_the_configured_regression() -> None:
     spec = default_fleet_spec(seed=9)
-    canary = dataclasses.replace(spec.canary, start_s=0.0, weight_steps=(34,), step_duration_s=1800.0,
-                                 warmup_s=0.0, outcome=CanaryOutcome.HOLD)
-    reg = dataclasses.replace(spec.regression, ttft_regression_pct=30.0, itl_regression_pct=20.0,
-                              error_rate_add=0.05)
+    canary = dataclasses.replace(
+        spec.canary,
+        start_s=0.0,
+        weight_steps=(34,),
+        step_duration_s=1800.0,
+        warmup_s=0.0,
+        outcome=CanaryOutcome.HOLD,
+    )
+    reg = dataclasses.replace(
+        spec.regression, ttft_regression_pct=30.0, itl_regression_pct=20.0, error_rate_add=0.05
+    )
     sim = Simulation(dataclasses.replace(spec, canary=canary, regression=reg, load_factor=0.3), manual=True)
     sim.advance_to(1200)
     recs = [r for r in sim.requests(0, 1200) if r.model == canary.model and r.flags == "-"]
     by = {v: [r for r in recs if r.variant == v] for v in (Variant.BASELINE, Variant.CANARY)}
     ok = {v: [r for r in rs if r.status == 200] for v, rs in by.items()}
     prefill = {v: statistics.mean(r.prefill_s for r in rs) for v, rs in ok.items()}
-    itl = {v: statistics.median((r.finish - r.first_token) / (r.generated - 1) for r in rs if r.generated > 1)
-           for v, rs in ok.items()}
+    itl = {
+        v: statistics.median((r.finish - r.first_token) / (r.generated - 1) for r in rs if r.generated > 1)
+        for v, rs in ok.items()
+    }
     err = {v: sum(r.status == 500 for r in rs) / len(rs) for v, rs in by.items()}
     assert prefill[Variant.CANARY] / prefill[Variant.BASELINE] == pytest.approx(1.30, abs=0.08)
     assert itl[Variant.CANARY] / itl[Variant.BASELINE] == pytest.approx(1.20, abs=0.08)
@@ -100,10 +124,12 @@ def test_canary_pods_are_worse_than_baseline_by_about_the_configured_regression(
 
 
 def test_counters_are_monotonic_except_at_a_configured_restart() -> None:
-    spec = dataclasses.replace(default_fleet_spec(seed=4), restarts=(RestartSpec("llama-3.1-70b-instruct", 200.0),))
+    spec = dataclasses.replace(
+        default_fleet_spec(seed=4), restarts=(RestartSpec("llama-3.1-70b-instruct", 200.0),)
+    )
     sim = Simulation(spec, manual=True)
     restarted = next(p for p in sim.fleet.engine_pods if p.model.name == "llama-3.1-70b-instruct")
-    watched = [tid for tid in sim.target_ids() if sim._pods[tid].engine is not None]
+    watched = [tid for tid in sim.target_ids() if sim.pods[tid].engine is not None]
     prev: dict[tuple[str, str, tuple], float] = {}
     drops: set[str] = set()
     for t in range(20, 401, 20):
@@ -129,9 +155,13 @@ def test_energy_counter_is_the_integral_of_power() -> None:
 
     def read() -> tuple[list[float], list[int]]:
         text = sim.render("dcgm/gpu-h100-0")
-        power = [float(x) for x in __import__("re").findall(r"^DCGM_FI_DEV_POWER_USAGE\{.*\} (\S+)$", text, 8)]
-        energy = [int(x) for x in __import__("re").findall(
-            r"^DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION\{.*\} (\S+)$", text, 8)]
+        power = [
+            float(x) for x in __import__("re").findall(r"^DCGM_FI_DEV_POWER_USAGE\{.*\} (\S+)$", text, 8)
+        ]
+        energy = [
+            int(x)
+            for x in __import__("re").findall(r"^DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION\{.*\} (\S+)$", text, 8)
+        ]
         return power, energy
 
     _, e0 = read()
