@@ -64,7 +64,12 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
         print(f"{source}: {wide.height} samples, {len(page.dropped)} malformed line(s) dropped")
-        table = Table("name", "labels", "value", "timestamp")
+        table = Table()
+        longest = max((len(n) for n in wide.get_column(NAME).head(limit or wide.height)), default=4)
+        table.add_column("name", no_wrap=True, min_width=min(longest, 60))
+        table.add_column("labels", overflow="fold")
+        table.add_column("value", no_wrap=True)
+        table.add_column("timestamp", no_wrap=True)
         for i, row in enumerate(rows):
             if limit is not None and i >= limit:
                 break
