@@ -8,7 +8,7 @@ demo: setup
 	.venv/bin/fleetlens demo
 
 test: setup
-	.venv/bin/python -m pytest -n 2 -q
+	.venv/bin/python -m pytest -n 2 --dist loadfile -q
 
 bench: setup
 	.venv/bin/python bench/parse.py

@@ -70,16 +70,30 @@ class Lines:
             self._windows = np.lib.stride_tricks.sliding_window_view(padded, 12)
         view = np.empty((n, 4), dtype=np.uint32)
         view[:, 0] = length
-        view[:, 1] = np.ascontiguousarray(self._windows[off, :4]).view(np.uint32).ravel()  # the prefix
-        view[:, 2] = 0  # buffer index
-        view[:, 3] = off
-        short = np.flatnonzero(length <= 12)
-        if len(short):  # short strings live in the view itself, zero-padded
-            raw = self._windows[off[short]]
-            raw[np.arange(12)[None, :] >= length[short, None]] = 0
-            view.view(np.uint8).reshape(n, 16)[short, 4:16] = raw
+        long = length > 12
+        if long.all():  # a long string: its 4-byte prefix, buffer 0, its offset
+            view[:, 1] = np.ascontiguousarray(self._windows[off, :4]).view(np.uint32).ravel()
+            view[:, 2] = 0
+            view[:, 3] = off
+        else:  # a short string lives in the view itself, zero-padded
+            raw = self._windows[off]
+            raw *= (np.arange(12, dtype=np.uint32)[None, :] < length[:, None]) | long[:, None]
+            view.view(np.uint8).reshape(n, 16)[:, 4:16] = raw
+            if long.any():
+                view[:, 2] = np.where(long, 0, view[:, 2])
+                view[:, 3] = np.where(long, off, view[:, 3])
         arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(view), pa.py_buffer(self.data)])
         return pl.from_arrow(arr)  # type: ignore[return-value]
+
+
+def intern(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values (in order of first appearance) and, per row, the index of its value."""
+    groups = values.to_frame("v").with_row_index("r").group_by("v", maintain_order=True).agg("r")
+    ids = np.empty(len(values), dtype=np.uint32)
+    ids[groups["r"].explode().to_numpy()] = np.repeat(
+        np.arange(groups.height, dtype=np.uint32), groups["r"].list.len().to_numpy()
+    )
+    return groups["v"], ids
 
 
 def split_and_match(text: str) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]]]:
@@ -162,10 +176,48 @@ def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
     """
     frame = pl.DataFrame({"body": bodies}).with_row_index("bid")
     ok = frame["body"].str.contains(BODY_RE)
+    escapes = frame["body"].str.contains("\\", literal=True)
+    flat = _split_pairs(frame.filter(ok & ~escapes))
+    if (ok & escapes).any():
+        flat = pl.concat([flat, _extract_pairs(frame.filter(ok & escapes))]).sort("bid", maintain_order=True)
+    bad = set(frame.filter(~ok)["bid"].to_list())
+    # A repeated label name, or one that may be reserved: the careful reader decides. Hashes may
+    # collide, but that only sends a good body the slow way.
+    flawed = pl.struct("bid", "name").hash().is_duplicated() | pl.col("name").str.starts_with("__")
+    bad_now = flat.filter(flawed)["bid"].unique()
+    if len(bad_now):
+        bad.update(bad_now.to_list())
+        flat = flat.filter(~pl.col("bid").is_in(bad_now.implode()))
+    escaped = flat["value"].str.contains("\\", literal=True) if (ok & escapes).any() else None
+    if escaped is not None and escaped.any():
+        # Escapes are rare: unescape those few values exactly as the careful reader does.
+        values = flat["value"].clone()
+        fixed = [_unescape(v) for v in values.filter(escaped).to_list()]
+        values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.Utf8))
+        flat = flat.with_columns(values.alias("value"))
+    return _relist(flat, len(bodies)), flat, bad
+
+
+def _split_pairs(frame: pl.DataFrame) -> pl.DataFrame:
+    """Pairs of well-formed bodies without a backslash: every '"' then delimits a value, so
+    splitting on '"' gives name parts (even places) and values (odd places)."""
+    parts = frame.select(
+        "bid", pl.col("body").str.split('"').alias("s")
+    ).with_columns(pl.int_ranges(0, pl.col("s").list.len()).alias("k"), pl.col("s").list.len().alias("n"))
+    parts = parts.explode("s", "k")
+    odd = (pl.col("k") % 2) == 1
+    names = parts.filter(~odd & (pl.col("k") < pl.col("n") - 1)).select(
+        pl.col("s").str.strip_chars(" \t,=").alias("name")
+    )
+    values = parts.filter(odd).select("bid", pl.col("s").alias("value"))
+    return pl.concat([values.select("bid"), names, values.select("value")], how="horizontal")
+
+
+def _extract_pairs(frame: pl.DataFrame) -> pl.DataFrame:
+    """Pairs of well-formed bodies that have escapes: match each ``name="value"`` with a regex."""
     p, eq = pl.col("p"), pl.col("eq")
-    flat = (
-        frame.filter(ok)
-        .select("bid", pl.col("body").str.extract_all(PAIR_RE).alias("p"))
+    return (
+        frame.select("bid", pl.col("body").str.extract_all(PAIR_RE).alias("p"))
         .explode("p")
         .drop_nulls("p")
         .with_columns(p.str.find("=", literal=True).alias("eq"))
@@ -176,20 +228,6 @@ def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
             p.str.slice(eq + 1).str.strip_chars_start(" \t").str.strip_prefix('"').str.strip_suffix('"').alias("value"),
         )
     )
-    bad = set(frame.filter(~ok)["bid"].to_list())
-    flawed = pl.struct("bid", "name").is_duplicated() | pl.col("name").is_in(sorted(RESERVED))
-    bad_now = flat.filter(flawed)["bid"].unique()
-    if len(bad_now):
-        bad.update(bad_now.to_list())
-        flat = flat.filter(~pl.col("bid").is_in(bad_now.implode()))
-    escaped = flat["value"].str.contains("\\", literal=True)
-    if escaped.any():
-        # Escapes are rare: unescape those few values exactly as the careful reader does.
-        values = flat["value"].clone()
-        fixed = [_unescape(v) for v in values.filter(escaped).to_list()]
-        values.scatter(escaped.arg_true(), pl.Series(fixed, dtype=pl.Utf8))
-        flat = flat.with_columns(values.alias("value"))
-    return _relist(flat, len(bodies)), flat, bad
 
 
 def _relist(flat: pl.DataFrame, n: int) -> pl.Series:
@@ -210,14 +248,15 @@ def after_eof(lines: Lines, cand: pl.DataFrame, eof_line: int) -> list[tuple[int
 class FastPart:
     """What the fast path read: one row per sample line it finished, and the lines it gave back."""
 
-    rows: pl.DataFrame  # line, __name__, bid, __value__, ts
+    rows: pl.DataFrame  # line, __name__, bid, nid, __value__, ts
     lists: pl.Series  # List(Struct(name, value)) per bid
     flat: pl.DataFrame  # bid, name, value
+    names: list[str]  # per nid
     rejected: list[tuple[int, str]]
 
 
 def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
-    """Finish the candidate lines: values, timestamps and interned, parsed label sets."""
+    """Finish the candidate lines: values, timestamps, and interned names and label sets."""
     m = cand if eof_line is None else cand.filter(pl.col("line") < eof_line)
     ts = pl.col("ts")
     if om:  # OpenMetrics timestamps are seconds, possibly fractional
@@ -227,13 +266,10 @@ def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None)
         ts_ms = ts.cast(pl.Int64, strict=False)
         ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS) | ~ts.str.contains(INT_RE))
     # Intern label sets: one hashing pass groups equal bodies; each distinct one is parsed once.
-    groups = m.select("body").with_row_index("r").group_by("body", maintain_order=True).agg("r")
-    bid = np.empty(m.height, dtype=np.uint32)
-    bid[groups["r"].explode().to_numpy()] = np.repeat(
-        np.arange(groups.height, dtype=np.uint32), groups["r"].list.len().to_numpy()
-    )
-    m = m.with_columns(pl.Series("bid", bid))
-    lists, flat, bad = parse_bodies(groups["body"])
+    bodies, bid = intern(m["body"])
+    lists, flat, bad = parse_bodies(bodies)
+    names, nid = intern(m["name"])
+    m = m.with_columns(pl.Series("bid", bid), pl.Series("nid", nid))
     reject = ts_bad
     if bad:
         reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
@@ -243,11 +279,12 @@ def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None)
         "line",
         pl.col("name").alias("__name__"),
         "bid",
+        "nid",
         pl.col("val").cast(pl.Float64).alias("__value__"),
         pl.col("ts_ms").alias("ts"),
     )
     rejected = [(n, lines.text(n)) for n in back["line"].to_list()]
-    return FastPart(rows, lists, flat, rejected)
+    return FastPart(rows, lists, flat, names.to_list(), rejected)
 
 
 _HIST = ("histogram", "gaugehistogram")
@@ -300,18 +337,18 @@ SlowRow = tuple[int, str, tuple[tuple[str, str], ...], float | None, int | None]
 
 def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[str, str]) -> Built:
     """Join fast and slow rows into the sample frame; resolve families; find suspect lines."""
-    rows, lists, flat = part.rows, part.lists, part.flat
+    rows, lists, flat, names = part.rows, part.lists, part.flat, list(part.names)
     if slow:
-        rows, lists, flat = _add_slow(rows, lists, flat, slow)
+        rows, lists, flat = _add_slow(rows, lists, flat, names, slow)
     n_sets = len(lists)
     blank = pl.col("__value__").is_finite() & (pl.col("__value__") >= BLANK_SENTINEL)
     sentinel = rows.filter(blank)["line"]
-    rows = rows.with_columns(pl.when(blank).then(None).otherwise(pl.col("__value__")).alias("__value__"))
-    fam = {n: resolve(n, types_of) for n in rows["__name__"].unique().to_list()}
-    name = pl.col("__name__")
+    fam = [resolve(n, types_of) for n in names]
+    nid = rows["nid"]
     rows = rows.with_columns(
-        name.replace_strict({n: f for n, (f, _) in fam.items()}, return_dtype=pl.Utf8).alias("__family__"),
-        name.replace_strict({n: t for n, (_, t) in fam.items()}, return_dtype=pl.Utf8).alias("__type__"),
+        pl.when(blank).then(None).otherwise(pl.col("__value__")).alias("__value__"),
+        pl.Series([f for f, _ in fam], dtype=pl.Utf8).gather(nid).alias("__family__"),
+        pl.Series([t for _, t in fam], dtype=pl.Utf8).gather(nid).alias("__type__"),
         pl.col("ts").cast(pl.Datetime("ms", "UTC")).alias("__ts__"),
     )
     lsid = rows["bid"]
@@ -322,29 +359,43 @@ def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[s
         (n, f"value {lines.text(n).split()[-1]!r} is the DCGM blank sentinel: read as missing")
         for n in sentinel.to_list()
     ]
-    warnings += _suspects(rows, flat, n_sets, fam)
-    first = rows.group_by("__family__").agg(pl.col("line").min())
+    line = rows["line"].to_numpy()
+    nid_np, bid_np = nid.to_numpy(), lsid.to_numpy()
+    warnings += _suspects(line, nid_np, bid_np, flat, n_sets, names, fam)
+    first_line: dict[str, int] = {}
+    firsts = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+    seen = rows.select(pl.col("nid").is_first_distinct()).to_series().to_numpy()
+    firsts[nid_np[seen]] = line[seen]
+    for (family, _), first in zip(fam, firsts.tolist(), strict=True):
+        if first != np.iinfo(np.int64).max:
+            first_line[family] = min(first_line.get(family, first), first)
     return Built(
         samples=samples,
         lsid=lsid,
         flat=flat,
-        family_types=dict(fam.values()),
-        first_line=dict(zip(first["__family__"], first["line"], strict=True)),
+        family_types=dict(fam),
+        first_line=first_line,
         warnings=warnings,
         lines=lines,
     )
 
 
 def _add_slow(
-    rows: pl.DataFrame, lists: pl.Series, flat: pl.DataFrame, slow: list[SlowRow]
+    rows: pl.DataFrame, lists: pl.Series, flat: pl.DataFrame, names: list[str], slow: list[SlowRow]
 ) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame]:
-    """Append the careful reader's samples, each with a label set of its own."""
+    """Append the careful reader's samples, each with a label set of its own (``names`` grows)."""
     base = len(lists)
+    ids = {n: i for i, n in enumerate(names)}
+    for s in slow:
+        if s[1] not in ids:
+            ids[s[1]] = len(names)
+            names.append(s[1])
     srows = pl.DataFrame(
         {
             "line": [s[0] for s in slow],
             "__name__": [s[1] for s in slow],
             "bid": list(range(base, base + len(slow))),
+            "nid": [ids[s[1]] for s in slow],
             "__value__": [s[3] for s in slow],
             "ts": [s[4] for s in slow],
         },
@@ -366,33 +417,35 @@ def _add_slow(
 
 
 def _suspects(
-    rows: pl.DataFrame, flat: pl.DataFrame, n_sets: int, fam: Mapping[str, tuple[str, str]]
+    line: np.ndarray,
+    nid: np.ndarray,
+    bid: np.ndarray,
+    flat: pl.DataFrame,
+    n_sets: int,
+    names: list[str],
+    fam: list[tuple[str, str]],
 ) -> list[tuple[int, str]]:
     """Lines kept but suspect: duplicate series, ``le`` off a histogram bucket, bare histogram names."""
     out: list[tuple[int, str]] = []
-    if not rows.height:
+    if not len(line):
         return out
-    key = pl.Series("key", _canonical_ids(flat, n_sets)).gather(rows["bid"])
-    names = {n: i for i, n in enumerate(fam)}
-    name_id = rows["__name__"].replace_strict(names, return_dtype=pl.UInt64)
-    keyed = rows.select("line").with_columns((name_id * n_sets + key.cast(pl.UInt64)).alias("key"))
-    dup = keyed.filter(~pl.col("key").is_first_distinct())
+    key = pl.Series(nid.astype(np.uint64) * np.uint64(n_sets) + _canonical_ids(flat, n_sets)[bid].astype(np.uint64))
+    dup = np.flatnonzero(~key.is_first_distinct().to_numpy())
     if len(dup):
-        firsts = keyed.group_by("key").agg(pl.col("line").min().alias("first"))
-        for line, first in dup.join(firsts, on="key").select("line", "first").iter_rows():
-            out.append((line, f"duplicate series: same name and labels as line {first}"))
-    le_bids = flat.filter(pl.col("name") == "le")["bid"]
-    if len(le_bids):
-        buckets = [n for n, (f, t) in fam.items() if t in _HIST and n == f + "_bucket"]
-        odd = rows.filter(pl.col("bid").is_in(le_bids.implode()) & ~pl.col("__name__").is_in(buckets))
-        for line, name, ftype in odd.select("line", "__name__", "__type__").iter_rows():
-            out.append((line, f"'le' label on {name!r} ({ftype}), which is not a histogram _bucket sample"))
-    bare_names = [n for n, (f, t) in fam.items() if t in _HIST and n == f]
-    if bare_names:
-        warned = {w[0] for w in out}
-        for line, name in rows.filter(pl.col("__name__").is_in(bare_names)).select("line", "__name__").iter_rows():
-            if line not in warned:
-                out.append((line, f"sample {name!r} of a histogram family has no _bucket/_sum/_count suffix"))
+        first_of: dict[int, int] = {}
+        for k, ln in zip(key.to_list(), line.tolist(), strict=True):
+            first_of.setdefault(k, ln)
+        keys = key.to_list()
+        out += [(int(line[i]), f"duplicate series: same name and labels as line {first_of[keys[i]]}") for i in dup]
+    has_le = np.zeros(n_sets, dtype=bool)
+    has_le[flat.filter(pl.col("name") == "le")["bid"].to_numpy()] = True
+    bucket = np.array([t in _HIST and n == f + "_bucket" for n, (f, t) in zip(names, fam, strict=True)])
+    bare = np.array([t in _HIST and n == f for n, (f, t) in zip(names, fam, strict=True)])
+    odd = has_le[bid] & ~bucket[nid]
+    for i in np.flatnonzero(odd):
+        out.append((int(line[i]), f"'le' label on {names[nid[i]]!r} ({fam[nid[i]][1]}), which is not a histogram _bucket sample"))
+    for i in np.flatnonzero(bare[nid] & ~odd):
+        out.append((int(line[i]), f"sample {names[nid[i]]!r} of a histogram family has no _bucket/_sum/_count suffix"))
     return out
 
 
@@ -403,14 +456,15 @@ def _canonical_ids(flat: pl.DataFrame, n_sets: int) -> np.ndarray:
     hash is shared are compared exactly, so a hash collision can never merge two series.
     """
     gid = np.arange(n_sets, dtype=np.uint32)
-    hashed = flat.select("bid", pl.struct("name", "value").hash().alias("h"))
-    per = hashed.group_by("bid").agg(pl.col("h").bitwise_xor())
-    every = pl.DataFrame({"bid": pl.arange(0, n_sets, dtype=pl.UInt32, eager=True)})
-    per = every.join(per, on="bid", how="left").with_columns(pl.col("h").fill_null(0))
-    shared = per.filter(pl.col("h").is_duplicated())["bid"]
+    per = np.zeros(n_sets, dtype=np.uint64)
+    if len(flat):
+        hashed = flat.select("bid", pl.struct("name", "value").hash().alias("h"))
+        xor = hashed.group_by("bid").agg(pl.col("h").bitwise_xor())
+        per[xor["bid"].to_numpy()] = xor["h"].to_numpy()
+    shared = np.flatnonzero(~pl.Series(per).is_unique().to_numpy())
     if len(shared):
-        labels: dict[int, list[tuple[str, str]]] = {b: [] for b in shared.to_list()}
-        for b, k, v in flat.filter(pl.col("bid").is_in(shared.implode())).iter_rows():
+        labels: dict[int, list[tuple[str, str]]] = {int(b): [] for b in shared}
+        for b, k, v in flat.filter(pl.col("bid").is_in(pl.Series(shared, dtype=pl.UInt32).implode())).iter_rows():
             labels[b].append((k, v))
         first: dict[tuple[tuple[str, str], ...], int] = {}
         for b in sorted(labels):

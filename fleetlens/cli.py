@@ -20,7 +20,7 @@ Command = Callable[[argparse.Namespace], int]
 def _parse_time(value: str) -> datetime:
     """An ISO 8601 time; naive times are UTC."""
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
     return t if t.tzinfo else t.replace(tzinfo=UTC)

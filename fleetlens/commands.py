@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -85,9 +86,9 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
 
 def _json_float(v: float | None) -> float | str | None:
     """JSON has no NaN/Inf: write those as the exposition spells them."""
-    if v is None or v == v and v not in (float("inf"), float("-inf")):
+    if v is None or math.isfinite(v):
         return v
-    return "NaN" if v != v else ("+Inf" if v > 0 else "-Inf")
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
 
 
 def simulate(*, config_path: Path | None, seed: int | None, speed: float | None, duration_s: float | None,

@@ -239,14 +239,15 @@ def _check_loaded(server: Server, series: Sequence[Series]) -> None:
     lo = min(s.ts_ms[0] for s in series)
     hi = max(s.ts_ms[-1] for s in series)
     span_ms = hi - lo + 1
-    query = urllib.parse.urlencode({"query": f'count_over_time({{__name__=~".+"}}[{span_ms}ms])',
-                                    "time": f"{hi / 1000:.3f}"})
+    # The raw range selector, counted here: count_over_time() would drop the names and make series
+    # that differ only by name collide ("vector cannot contain metrics with the same labelset").
+    query = urllib.parse.urlencode({"query": f'{{__name__=~".+"}}[{span_ms}ms]', "time": f"{hi / 1000:.3f}"})
     deadline = time.monotonic() + START_TIMEOUT_S
     got = -1
     while time.monotonic() < deadline:
         doc = _get_json(f"{server.url}/api/v1/query?{query}")
         result = doc["data"]["result"]  # type: ignore[index]
-        got = int(sum(float(r["value"][1]) for r in result))
+        got = sum(len(r["values"]) for r in result)
         if got == want:
             return
         time.sleep(0.2)
