@@ -9,6 +9,7 @@ either accepts them (exemplars, odd spacing) or says precisely what is wrong.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,13 +33,28 @@ INT_RE = r"^-?[0-9]+$"
 LABEL_LIST = pl.List(pl.Struct({"name": pl.Utf8, "value": pl.Utf8}))
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL  # one small pool for the life of the process, made on first use
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="exposition")
+    return _POOL
+
+
 class Lines:
     """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``)."""
 
-    def __init__(self, text: str) -> None:
-        self.data = text.encode("utf-8")
+    def __init__(self, data: bytes, *, braces: bool = False) -> None:
+        self.data = data
         self.arr = np.frombuffer(self.data, dtype=np.uint8)
-        nl = np.flatnonzero(self.arr == 10)
+        if braces and len(self.arr) > 1 << 20:
+            # Three independent scans of a big page: numpy releases the GIL, so run them at once.
+            nl, self.lb, self.rb = _pool().map(self._where, (10, 123, 125))
+        else:
+            nl = self._where(10)
+            self.lb, self.rb = (self._where(123), self._where(125)) if braces else (nl[:0], nl[:0])
         starts = np.concatenate(([0], nl + 1))
         ends = np.concatenate((nl, [len(self.data)]))
         if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
@@ -47,6 +63,9 @@ class Lines:
         cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
         self.starts, self.ends = starts, ends - cr
         self._windows: np.ndarray | None = None
+
+    def _where(self, byte: int) -> np.ndarray:
+        return np.flatnonzero(self.arr == byte)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -86,6 +105,12 @@ class Lines:
         return pl.from_arrow(arr)  # type: ignore[return-value]
 
 
+def compact(values: pl.Series) -> pl.Series:
+    """The same strings copied into one dense buffer: views scattered over a 10 MB page are slow
+    to scan, and would keep the whole page alive."""
+    return pl.from_arrow(values.to_arrow().cast(pa.large_string())).alias(values.name)  # type: ignore[union-attr]
+
+
 def intern(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     """The distinct values (in order of first appearance) and, per row, the index of its value."""
     groups = values.to_frame("v").with_row_index("r").group_by("v", maintain_order=True).agg("r")
@@ -96,23 +121,31 @@ def intern(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return groups["v"], ids
 
 
-def split_and_match(text: str) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]]]:
+EMPTY_CAND = pl.DataFrame(schema={"line": pl.UInt32, "name": pl.Utf8, "body": pl.Utf8, "val": pl.Utf8, "ts": pl.Utf8})
+
+
+def split_only(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]], None]:
+    """Split the page but match nothing: every line goes to the careful reader (small pages)."""
+    lines = Lines(data)
+    return lines, EMPTY_CAND, [(k, lines.text(k)) for k in range(1, len(lines) + 1)], None
+
+
+def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]], pl.Series | None]:
     """Split the page and cut well-formed sample lines into name / body / value / timestamp.
 
     Returns the lines, the candidate samples (``line``, ``name``, ``body``, ``val``, ``ts`` as
-    text) and every other line (comments, blanks, anything odd), in order, for the careful reader.
+    text, and ``nid`` when the last item, the distinct names, is given), and every other line
+    (comments, blanks, anything odd), in order, for the careful reader.
     A labelled line is cut at its first ``{`` and last ``}``, found with numpy on the page's bytes:
     the name before must be a valid metric name and the text after exactly ``value [timestamp]``,
     so the body between is the whole label set (its syntax is checked per distinct body later).
     """
-    lines = Lines(text)
+    lines = Lines(data, braces=True)
     arr, starts, ends = lines.arr, lines.starts, lines.ends
     n = len(lines)
     if not n:
-        empty = pl.DataFrame(schema={"line": pl.UInt32, "name": pl.Utf8, "body": pl.Utf8, "val": pl.Utf8, "ts": pl.Utf8})
-        return lines, empty, []
-    lb = np.flatnonzero(arr == 123)  # '{'
-    rb = np.flatnonzero(arr == 125)  # '}'
+        return lines, EMPTY_CAND, [], None
+    lb, rb = lines.lb, lines.rb  # every '{' and '}'
     i = np.searchsorted(lb, starts)
     b = lb[np.minimum(i, max(len(lb) - 1, 0))] if len(lb) else np.zeros(n, dtype=np.int64)
     j = np.searchsorted(rb, ends) - 1
@@ -138,8 +171,11 @@ def split_and_match(text: str) -> tuple[Lines, pl.DataFrame, list[tuple[int, str
             pl.when(has_ts).then(v.str.extract(r"^([^ \t]+)", 1)).otherwise(v).alias("val"),
             pl.when(has_ts).then(v.str.extract(r"([^ \t]+)$", 1)).alias("ts"),
         )
-    names = [x for x in lab["name"].unique().to_list() if METRIC_NAME_RE.fullmatch(x)]
-    lab = lab.filter(pl.col("name").is_in(pl.Series(names, dtype=pl.Utf8).implode())).drop("suf")
+    names, nid = intern(lab["name"])
+    valid = np.array([METRIC_NAME_RE.fullmatch(x) is not None for x in names.to_list()], dtype=bool)
+    lab = lab.with_columns(pl.Series("nid", nid)).drop("suf")
+    if not valid.all():
+        lab = lab.filter(pl.Series(valid[nid]))
     pidx = np.flatnonzero(~labelled & ~comment & (ends > starts))
     groups = pl.col("t").str.extract_groups(PLAIN_RE)
     plain = (
@@ -153,13 +189,18 @@ def split_and_match(text: str) -> tuple[Lines, pl.DataFrame, list[tuple[int, str
         )
         .drop_nulls("name")
     )
-    cand = pl.concat([lab, plain]) if plain.height else lab
-    if plain.height and lab.height:
-        cand = cand.sort("line")
+    cand = lab.select("line", "name", "body", "val", "ts")
+    interned: pl.Series | None = None
+    if plain.height:
+        cand = pl.concat([cand, plain])
+        if lab.height:
+            cand = cand.sort("line")
+    elif valid.all():  # the name interning still lines up with the rows: keep it for later
+        cand, interned = cand.with_columns(pl.Series("nid", nid)), names
     taken = np.zeros(n, dtype=bool)
     taken[cand["line"].to_numpy().astype(np.int64) - 1] = True
     others = [(int(k) + 1, lines.text(int(k) + 1)) for k in np.flatnonzero(~taken)]
-    return lines, cand, others
+    return lines, cand, others, interned
 
 
 def _unescape(raw: str) -> str:
@@ -255,9 +296,16 @@ class FastPart:
     rejected: list[tuple[int, str]]
 
 
-def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None) -> FastPart:
+def fast_stage(
+    lines: Lines, cand: pl.DataFrame, names: pl.Series | None, om: bool, eof_line: int | None
+) -> FastPart:
     """Finish the candidate lines: values, timestamps, and interned names and label sets."""
     m = cand if eof_line is None else cand.filter(pl.col("line") < eof_line)
+    if not m.height:
+        rows = pl.DataFrame(schema={"line": pl.UInt32, "__name__": pl.Utf8, "bid": pl.UInt32, "nid": pl.UInt32,
+                                    "__value__": pl.Float64, "ts": pl.Int64})
+        flat = pl.DataFrame(schema={"bid": pl.UInt32, "name": pl.Utf8, "value": pl.Utf8})
+        return FastPart(rows, pl.Series("__labels__", [], dtype=LABEL_LIST), flat, [], [])
     ts = pl.col("ts")
     if om:  # OpenMetrics timestamps are seconds, possibly fractional
         ts_ms = (ts.cast(pl.Float64, strict=False) * 1000.0).round().cast(pl.Int64, strict=False)
@@ -267,9 +315,12 @@ def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None)
         ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS) | ~ts.str.contains(INT_RE))
     # Intern label sets: one hashing pass groups equal bodies; each distinct one is parsed once.
     bodies, bid = intern(m["body"])
-    lists, flat, bad = parse_bodies(bodies)
-    names, nid = intern(m["name"])
-    m = m.with_columns(pl.Series("bid", bid), pl.Series("nid", nid))
+    lists, flat, bad = parse_bodies(compact(bodies))
+    if names is None:
+        names, nid = intern(m["name"])
+        m = m.with_columns(pl.Series("nid", nid))
+    names = compact(names)
+    m = m.with_columns(pl.Series("bid", bid))
     reject = ts_bad
     if bad:
         reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
@@ -277,12 +328,13 @@ def fast_stage(lines: Lines, cand: pl.DataFrame, om: bool, eof_line: int | None)
     back = m.filter(pl.col("reject"))
     rows = m.filter(~pl.col("reject")).select(
         "line",
-        pl.col("name").alias("__name__"),
         "bid",
         "nid",
         pl.col("val").cast(pl.Float64).alias("__value__"),
         pl.col("ts_ms").alias("ts"),
     )
+    # From the few distinct names, so the frame does not pin the whole page's bytes.
+    rows = rows.insert_column(1, names.gather(rows["nid"]).alias("__name__"))
     rejected = [(n, lines.text(n)) for n in back["line"].to_list()]
     return FastPart(rows, lists, flat, names.to_list(), rejected)
 
@@ -429,14 +481,16 @@ def _suspects(
     out: list[tuple[int, str]] = []
     if not len(line):
         return out
-    key = pl.Series(nid.astype(np.uint64) * np.uint64(n_sets) + _canonical_ids(flat, n_sets)[bid].astype(np.uint64))
-    dup = np.flatnonzero(~key.is_first_distinct().to_numpy())
+    key = nid.astype(np.int64) * n_sets + _canonical_ids(flat, n_sets)[bid].astype(np.int64)
+    space = (int(nid.max()) + 1) * n_sets
+    # Duplicates are rare: a counting pass over a small key space says whether to look closer.
+    maybe = bool((np.bincount(key, minlength=0) > 1).any()) if space < 1 << 26 else True
+    dup = np.flatnonzero(~pl.Series(key).is_first_distinct().to_numpy()) if maybe else key[:0]
     if len(dup):
         first_of: dict[int, int] = {}
-        for k, ln in zip(key.to_list(), line.tolist(), strict=True):
+        for k, ln in zip(key.tolist(), line.tolist(), strict=True):
             first_of.setdefault(k, ln)
-        keys = key.to_list()
-        out += [(int(line[i]), f"duplicate series: same name and labels as line {first_of[keys[i]]}") for i in dup]
+        out += [(int(line[i]), f"duplicate series: same name and labels as line {first_of[int(key[i])]}") for i in dup]
     has_le = np.zeros(n_sets, dtype=bool)
     has_le[flat.filter(pl.col("name") == "le")["bid"].to_numpy()] = True
     bucket = np.array([t in _HIST and n == f + "_bucket" for n, (f, t) in zip(names, fam, strict=True)])

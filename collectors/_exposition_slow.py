@@ -42,7 +42,7 @@ class SampleLine:
 
     name: str
     labels: Pairs
-    value: float | None
+    value: float
     ts_ms: int | None
     exemplar: tuple[Pairs, float, int | None] | None
 
@@ -100,32 +100,26 @@ def parse_labels(line: str, pos: int) -> tuple[Pairs, int]:
             raise LineError(f"expected ',' or '}}' after label {name!r}, got {_show(line[pos:])}")
 
 
+_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
 def _quoted(line: str, pos: int, name: str) -> tuple[str, int]:
     """Read the quoted label value starting at ``pos`` (a ``"``); unescape ``\\\\``, ``\\"``, ``\\n``."""
-    out: list[str] = []
-    i = pos + 1
-    n = len(line)
-    while i < n:
-        c = line[i]
-        if c == '"':
-            return "".join(out), i + 1
-        if c == "\\" and i + 1 < n:
-            nxt = line[i + 1]
-            # Like Prometheus: only these three are escapes; any other pair is kept verbatim.
-            out.append(_ESCAPES.get(nxt, "\\" + nxt))
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    raise LineError(f"label {name!r}: unterminated quoted value")
+    m = _QUOTED_RE.match(line, pos)
+    if m is None:
+        raise LineError(f"label {name!r}: unterminated quoted value")
+    raw = m.group(1)
+    # Like Prometheus: only these three are escapes; any other pair is kept verbatim.
+    value = _ESCAPE_RE.sub(lambda e: _ESCAPES.get(e.group(1), e.group(0)), raw) if "\\" in raw else raw
+    return value, m.end()
 
 
-def parse_value(token: str) -> float | None:
-    """A sample value; None for the DCGM blank sentinel (missing), LineError if not a number."""
+def parse_value(token: str) -> float:
+    """A sample value (the DCGM blank sentinel is turned into missing later, for both paths)."""
     if not VALUE_RE.fullmatch(token):
         raise LineError(f"invalid value {_show(token)}")
-    v = float(token)
-    return None if (v >= BLANK_SENTINEL and not math.isinf(v)) else v
+    return float(token)
 
 
 def parse_ts(token: str, openmetrics: bool) -> int:

@@ -126,10 +126,15 @@ class _Decl:
     unit: str | None = None
 
 
+# Below this many lines, reading every line in Python beats polars' fixed cost per operation.
+SMALL_PAGE_LINES = 100
+
+
 def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> ParsedPage:
     """Read exposition text (0.0.4 or OpenMetrics, detected); strict mode raises ExpositionError."""
-    lines, cand, others = fast.split_and_match(text)
-    errors: list[Dropped] = []
+    data, errors = _utf8(text)
+    small = len(data) < 1 << 16 and data.count(b"\n") < SMALL_PAGE_LINES
+    lines, cand, others, names = fast.split_only(data) if small else fast.split_and_match(data)
     warnings: list[Dropped] = []
     decls: dict[str, _Decl] = {}
     raw_help: dict[str, str] = {}
@@ -154,7 +159,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
             sample_lines.append((line_no, line))
     if eof_line is not None:
         errors.extend(Dropped(*d) for d in fast.after_eof(lines, cand, eof_line))
-    part = fast.fast_stage(lines, cand, om, eof_line)
+    part = fast.fast_stage(lines, cand, names, om, eof_line)
     slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
     exemplars: list[Exemplar] = []
     sample_lines.extend(part.rejected)
@@ -198,6 +203,24 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         _lsid=built.lsid,
         _flat=built.flat,
     )
+
+
+def _utf8(text: str) -> tuple[bytes, list[Dropped]]:
+    """The page as UTF-8; lines holding lone surrogates (not encodable) are blanked and dropped."""
+    try:
+        return text.encode("utf-8"), []
+    except UnicodeEncodeError:
+        pass
+    out, bad = [], []
+    for n, line in enumerate(text.split("\n"), start=1):
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = line.encode("utf-8", "backslashreplace").decode("utf-8")
+            bad.append(Dropped(n, shown, "not valid Unicode text (a lone surrogate)"))
+            line = "#"  # a comment keeps the line numbering and is otherwise ignored
+        out.append(line)
+    return "\n".join(out).encode("utf-8"), bad
 
 
 def _help(raw_help: dict[str, str], name: str, om: bool) -> str | None:

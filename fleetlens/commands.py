@@ -104,14 +104,13 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
         overrides["speed"] = speed
     spec = build_fleet_spec(overrides)
     with Simulation(spec) as sim:
-        table = Table("job", "url", "namespace", "pod", "model_version", title="simulated targets")
+        # Plain lines, one target each, so scripts can read the URLs.
         for t in sim.targets():
-            table.add_row(t.job.value, t.url, t.labels.get("namespace", ""), t.labels.get("pod", ""),
-                          t.labels.get("model_version", ""))
-        _console.print(table)
+            where = "/".join(x for x in (t.labels.get("namespace"), t.labels.get("pod")) if x)
+            print(f"{t.job.value:8} {t.url}  {where}  {t.labels.get('model_version', '')}".rstrip(), flush=True)
         if files_dir is not None:
             _write_sim_files(sim, files_dir)
-        _console.print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops")
+        print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops", flush=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))

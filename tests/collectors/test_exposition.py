@@ -10,7 +10,17 @@ import pytest
 
 from analytics.errors import ExpositionError
 from collectors.exposition import MetricType, parse_text
+from collectors import exposition
 from collectors.samples import META_COLUMNS, META_SCHEMA
+
+@pytest.fixture(
+    autouse=True,
+    params=[pytest.param(0, id="vectorised path"), pytest.param(10**9, id="per-line path")],
+)
+def reading_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test through both readers: polars (big pages) and per-line Python (small pages)."""
+    monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", request.param)
+
 
 
 def one(text: str) -> dict:

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors import exposition
 from collectors.exposition import ParsedPage, parse_text
+
+@pytest.fixture(
+    autouse=True,
+    params=[pytest.param(0, id="vectorised path"), pytest.param(10**9, id="per-line path")],
+)
+def reading_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test through both readers: polars (big pages) and per-line Python (small pages)."""
+    monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", request.param)
+
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 TEXT_FILES = sorted(p.relative_to(UPSTREAM).as_posix() for p in UPSTREAM.rglob("*.txt"))
