@@ -43,6 +43,22 @@ class Variant(StrEnum):
     NONE = "none"
 
 
+class RequestStatus(StrEnum):
+    """How a request ended."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+class RequestSource(StrEnum):
+    """Which stream a request row came from."""
+
+    GATEWAY = "gateway"
+    OTLP = "otlp"
+
+
 class DeployAction(StrEnum):
     """What a rollout event did."""
 
@@ -221,6 +237,7 @@ REQUESTS = Dataset(
         "model": STR,
         "model_version": STR,
         "variant": STR,
+        "pod": STR,  # upstream pod that served it, when the source says (decides version during a canary)
         "status": STR,  # ok | error | timeout | cancelled
         "http_status": I32,
         "prompt_tokens": I64,
@@ -230,10 +247,11 @@ REQUESTS = Dataset(
         "itl_s": F64,
         "e2e_s": F64,
         "trace_id": STR,
+        "source": STR,  # gateway | otlp: which stream it came from
     },
     required=("ts", "request_id", "tenant", "model"),
     key=("tenant", "request_id"),
-    enums={"variant": Variant},
+    enums={"variant": Variant, "status": RequestStatus, "source": RequestSource},
 )
 
 DEPLOYMENTS = Dataset(
@@ -242,7 +260,9 @@ DEPLOYMENTS = Dataset(
         "ts": TS,
         "tenant": STR,
         "model": STR,
-        "model_version": STR,
+        "model_version": STR,  # the version's pod template hash, as engine_samples.model_version
+        "revision": STR,  # the rollout revision number ("2"), when the source gives one
+        "workload": STR,  # Rollout / Deployment / Flagger Canary / Argo CD Application name
         "action": STR,
         "weight_pct": F64,
         "source": STR,
@@ -250,7 +270,7 @@ DEPLOYMENTS = Dataset(
         "message": STR,
     },
     required=("ts", "tenant", "model", "action", "source"),
-    key=("ts", "tenant", "model", "model_version", "action", "source"),
+    key=("ts", "tenant", "model", "model_version", "workload", "action", "source"),
     enums={"action": DeployAction, "source": DeploySource},
 )
 
@@ -292,6 +312,22 @@ INVENTORY = Dataset(
     required=("ts", "node", "gpu_count"),
     key=("ts", "cluster", "node"),
     partition_by=("date",),
+)
+
+QUOTAS = Dataset(
+    name="quotas",
+    columns={
+        "ts": TS,  # snapshot time
+        "cluster": STR,
+        "tenant": STR,
+        "source": STR,  # resourcequota | kueue | runai
+        "name": STR,  # the ResourceQuota / ClusterQueue / Run:ai queue name
+        "resource": STR,  # e.g. "requests.nvidia.com/gpu", "nvidia.com/mig-1g.10gb"
+        "hard": F64,
+        "used": F64,
+    },
+    required=("ts", "tenant", "source", "name", "resource"),
+    key=("ts", "cluster", "tenant", "source", "name", "resource"),
 )
 
 ROLLUPS = Dataset(
@@ -349,7 +385,7 @@ DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
         GPU_SAMPLES, ENGINE_SAMPLES, ENGINE_HIST, REQUESTS, DEPLOYMENTS, ALLOCATIONS, INVENTORY,
-        ROLLUPS, SCRAPES,
+        QUOTAS, ROLLUPS, SCRAPES,
     )
 }
 

@@ -62,7 +62,6 @@ class Lines:
         # Drop a '\r' before the '\n' (CRLF pages).
         cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
         self.starts, self.ends = starts, ends - cr
-        self._windows: np.ndarray | None = None
 
     def _where(self, byte: int) -> np.ndarray:
         return np.flatnonzero(self.arr == byte)
@@ -74,6 +73,22 @@ class Lines:
         """The text of a line (1-based), without its line ending."""
         return self.data[self.starts[line - 1] : self.ends[line - 1]].decode("utf-8")
 
+    def _gather12(self, off: np.ndarray) -> np.ndarray:
+        """The 12 bytes at each offset (zeros past the end of the page), without copying the page."""
+        n_arr = len(self.arr)
+        limit = n_arr - 12
+        if limit >= 0 and (not len(off) or off.max() <= limit):
+            return np.lib.stride_tricks.sliding_window_view(self.arr, 12)[off]
+        base = max(limit, 0)
+        tail = np.zeros(24, dtype=np.uint8)
+        tail[: n_arr - base] = self.arr[base:]
+        raw = np.empty((len(off), 12), dtype=np.uint8)
+        near = off > limit
+        if limit >= 0:
+            raw[~near] = np.lib.stride_tricks.sliding_window_view(self.arr, 12)[off[~near]]
+        raw[near] = np.lib.stride_tricks.sliding_window_view(tail, 12)[off[near] - base]
+        return raw
+
     def views(self, off: np.ndarray, length: np.ndarray) -> pl.Series:
         """A polars string column of byte ranges of the page, built as Arrow string views (no copy).
 
@@ -84,18 +99,15 @@ class Lines:
         n = len(off)
         if not n:
             return pl.Series(dtype=pl.Utf8)
-        if self._windows is None:
-            padded = np.concatenate((self.arr, np.zeros(12, dtype=np.uint8)))
-            self._windows = np.lib.stride_tricks.sliding_window_view(padded, 12)
         view = np.empty((n, 4), dtype=np.uint32)
         view[:, 0] = length
         long = length > 12
         if long.all():  # a long string: its 4-byte prefix, buffer 0, its offset
-            view[:, 1] = np.ascontiguousarray(self._windows[off, :4]).view(np.uint32).ravel()
+            view[:, 1] = np.ascontiguousarray(self._gather12(off)[:, :4]).view(np.uint32).ravel()
             view[:, 2] = 0
             view[:, 3] = off
         else:  # a short string lives in the view itself, zero-padded
-            raw = self._windows[off]
+            raw = self._gather12(off)
             raw *= (np.arange(12, dtype=np.uint32)[None, :] < length[:, None]) | long[:, None]
             view.view(np.uint8).reshape(n, 16)[:, 4:16] = raw
             if long.any():
