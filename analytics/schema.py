@@ -72,6 +72,10 @@ class DeployAction(StrEnum):
     WARMUP_STARTED = "warmup_started"
     WARMUP_DONE = "warmup_done"
     SCALED = "scaled"
+    # Argo CD syncs apply manifests; the rollout controller's own events say what the version did.
+    SYNC_STARTED = "sync_started"
+    SYNC_SUCCEEDED = "sync_succeeded"
+    SYNC_FAILED = "sync_failed"
 
 
 class DeploySource(StrEnum):
@@ -270,7 +274,7 @@ DEPLOYMENTS = Dataset(
         "message": STR,
     },
     required=("ts", "tenant", "model", "action", "source"),
-    key=("ts", "tenant", "model", "model_version", "workload", "action", "source"),
+    key=("ts", "tenant", "model", "model_version", "workload", "action", "source", "message"),
     enums={"action": DeployAction, "source": DeploySource},
 )
 

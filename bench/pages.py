@@ -25,8 +25,30 @@ MODELS = (
 TENANTS = ("search", "ads-ranking", "chat-prod", "chat-canary", "batch-eval", "research")
 MIG_UNSUPPORTED = ("_UTIL",)  # *_UTIL fields do not exist on MIG slices
 
-TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
-        160, 640, 2560)
+TTFT = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+    20,
+    40,
+    80,
+    160,
+    640,
+    2560,
+)
 ITL = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
 LATENCY = (0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680)
 TOKENS = tuple(m * 10**e for e in range(5) for m in (1, 2, 5) if m * 10**e <= 32768)  # 1-2-5 to max_model_len
@@ -43,7 +65,10 @@ VLLM_HIST = {
     "request_decode_time_seconds": ("Histogram of time spent in DECODE phase for request.", LATENCY),
     "request_prompt_tokens": ("Number of prefill tokens processed.", TOKENS),
     "request_generation_tokens": ("Number of generation tokens processed.", TOKENS),
-    "request_max_num_generation_tokens": ("Histogram of maximum number of requested generation tokens.", TOKENS),
+    "request_max_num_generation_tokens": (
+        "Histogram of maximum number of requested generation tokens.",
+        TOKENS,
+    ),
     "request_params_n": ("Histogram of the n request parameter.", (1, 2, 5, 10, 20)),
     "request_params_max_tokens": ("Histogram of the max_tokens request parameter.", TOKENS),
     "iteration_tokens_total": ("Histogram of number of tokens per engine_step.", ITER),
@@ -89,17 +114,23 @@ def dcgm_page(n_gpus: int = 1000, *, seed: int = 0, mig_every: int = 10) -> str:
     entities: list[str] = []
     for g in range(n_gpus):
         host, idx = divmod(g, 8)
-        uuid = f"GPU-{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-{rng.getrandbits(16):04x}-" \
-               f"{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}"
-        head = (f'gpu="{idx}",UUID="{uuid}",pci_bus_id="00000000:{idx * 16 + 0x18:02X}:00.0",'
-                f'device="nvidia{idx}",modelName="NVIDIA H100 80GB HBM3"')
+        uuid = (
+            f"GPU-{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-{rng.getrandbits(16):04x}-"
+            f"{rng.getrandbits(16):04x}-{rng.getrandbits(48):012x}"
+        )
+        head = (
+            f'gpu="{idx}",UUID="{uuid}",pci_bus_id="00000000:{idx * 16 + 0x18:02X}:00.0",'
+            f'device="nvidia{idx}",modelName="NVIDIA H100 80GB HBM3"'
+        )
         tail = f'Hostname="gpu-node-{host:04d}",DCGM_FI_DRIVER_VERSION="{driver}"'
         if host % mig_every == mig_every - 1:
             for gi, profile in ((1, "3g.40gb"), (2, "3g.40gb")):
                 pod = f"llm-{rng.randrange(10**6):06d}-{rng.getrandbits(20):05x}"
                 ns = rng.choice(TENANTS)
-                entities.append(f'{head},GPU_I_PROFILE="{profile}",GPU_I_ID="{gi}",{tail},'
-                                f'container="vllm",namespace="{ns}",pod="{pod}"|mig')
+                entities.append(
+                    f'{head},GPU_I_PROFILE="{profile}",GPU_I_ID="{gi}",{tail},'
+                    f'container="vllm",namespace="{ns}",pod="{pod}"|mig'
+                )
         elif rng.random() < 0.15:
             entities.append(f'{head},{tail},container="",namespace="",pod=""')
         else:
@@ -143,16 +174,24 @@ def vllm_page(n_engines: int = 100, *, seed: int = 1) -> str:
         out += [f"vllm:{name}_total{{{lbl}}} {_num(rng.randrange(10**8))}" for lbl in engines]
         out += [f"# HELP vllm:{name}_created {help_text}", f"# TYPE vllm:{name}_created gauge"]
         out += [f"vllm:{name}_created{{{lbl}}} {_num(created[lbl])}" for lbl in engines]
-    out += ["# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter"]
+    out += [
+        "# HELP vllm:request_success_total Count of successfully processed requests.",
+        "# TYPE vllm:request_success_total counter",
+    ]
     for lbl in engines:
         for reason in ("stop", "length", "abort", "error", "repetition"):
-            out.append(f'vllm:request_success_total{{{lbl},finished_reason="{reason}"}} {_num(rng.randrange(10**6))}')
-    out += ["# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
-            "# TYPE vllm:cache_config_info gauge"]
+            out.append(
+                f'vllm:request_success_total{{{lbl},finished_reason="{reason}"}} {_num(rng.randrange(10**6))}'
+            )
+    out += [
+        "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+        "# TYPE vllm:cache_config_info gauge",
+    ]
     for lbl in engines:
-        out.append(f'vllm:cache_config_info{{block_size="16",cache_dtype="auto",{lbl},'
-                   f'gpu_memory_utilization="0.9",num_gpu_blocks="27000"}} 1.0')
+        out.append(
+            f'vllm:cache_config_info{{block_size="16",cache_dtype="auto",{lbl},'
+            f'gpu_memory_utilization="0.9",num_gpu_blocks="27000"}} 1.0'
+        )
     for name, (help_text, buckets) in VLLM_HIST.items():
         out += [f"# HELP vllm:{name} {help_text}", f"# TYPE vllm:{name} histogram"]
         for lbl in engines:

@@ -9,14 +9,14 @@ either accepts them (exemplars, odd spacing) or says precisely what is wrong.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from collectors._exposition_slow import BLANK_SENTINEL, MAX_TS_MS, METRIC_NAME_RE, RESERVED, parse_label_body
+from collectors._exposition_slow import BLANK_SENTINEL, MAX_TS_MS, METRIC_NAME_RE, parse_label_body
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LNAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
@@ -25,7 +25,8 @@ _NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _VALUE = rf"[+-]?(?:{_NUM}|(?i:inf(?:inity)?|nan))"
 # An unlabelled sample line, and the part of a labelled one after its last '}'.
 PLAIN_RE = rf"^[ \t]*({_NAME})[ \t]+({_VALUE})(?:[ \t]+(-?{_NUM}))?[ \t]*\r?\n?$"
-SUFFIX_RE = rf"^[ \t]+{_VALUE}(?:[ \t]+-?{_NUM})?[ \t]*\r?\n?$"
+SUFFIX_RE = rf"^[ \t]+{_VALUE}(?:[ \t]+-?{_NUM})?[ \t]*$"
+VALUE_ONLY_RE = rf"^{_VALUE}$"
 _PAIR = rf"{_LNAME}[ \t]*=[ \t]*{_QUOTED}"
 PAIR_RE = rf"({_LNAME})[ \t]*=[ \t]*\"((?:[^\"\\]|\\.)*)\""
 BODY_RE = rf"^[ \t]*(?:{_PAIR}[ \t]*,[ \t]*)*(?:{_PAIR}[ \t]*,?[ \t]*)?$"
@@ -49,12 +50,14 @@ class Lines:
     def __init__(self, data: bytes, *, braces: bool = False) -> None:
         self.data = data
         self.arr = np.frombuffer(self.data, dtype=np.uint8)
-        if braces and len(self.arr) > 1 << 20:
-            # Three independent scans of a big page: numpy releases the GIL, so run them at once.
+        if not braces:
+            nl = self._where(10)
+            self.lb = self.rb = nl[:0]
+        elif len(self.arr) > 1 << 20:
+            # Three scans of a big page at once (numpy releases the GIL).
             nl, self.lb, self.rb = _pool().map(self._where, (10, 123, 125))
         else:
-            nl = self._where(10)
-            self.lb, self.rb = (self._where(123), self._where(125)) if braces else (nl[:0], nl[:0])
+            nl, self.lb, self.rb = (self._where(c) for c in (10, 123, 125))
         starts = np.concatenate(([0], nl + 1))
         ends = np.concatenate((nl, [len(self.data)]))
         if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
@@ -64,6 +67,7 @@ class Lines:
         self.starts, self.ends = starts, ends - cr
 
     def _where(self, byte: int) -> np.ndarray:
+        """Offsets of every occurrence of ``byte``."""
         return np.flatnonzero(self.arr == byte)
 
     def __len__(self) -> int:
@@ -74,20 +78,27 @@ class Lines:
         return self.data[self.starts[line - 1] : self.ends[line - 1]].decode("utf-8")
 
     def _gather12(self, off: np.ndarray) -> np.ndarray:
-        """The 12 bytes at each offset (zeros past the end of the page), without copying the page."""
-        n_arr = len(self.arr)
+        """The 12 bytes at each offset as an (n, 12) array (zeros past the end of the page).
+
+        The page is read as overlapping 12-byte items (stride 1), so each gather is one copy of
+        one item per offset, with no copy of the page itself.
+        """
+        n_arr = len(self.data)
         limit = n_arr - 12
-        if limit >= 0 and (not len(off) or off.max() <= limit):
-            return np.lib.stride_tricks.sliding_window_view(self.arr, 12)[off]
-        base = max(limit, 0)
-        tail = np.zeros(24, dtype=np.uint8)
-        tail[: n_arr - base] = self.arr[base:]
-        raw = np.empty((len(off), 12), dtype=np.uint8)
+        raw = np.empty(len(off), dtype="V12")
         near = off > limit
         if limit >= 0:
-            raw[~near] = np.lib.stride_tricks.sliding_window_view(self.arr, 12)[off[~near]]
-        raw[near] = np.lib.stride_tricks.sliding_window_view(tail, 12)[off[near] - base]
-        return raw
+            items = np.ndarray(buffer=self.data, dtype="V12", shape=(limit + 1,), strides=(1,))
+            if near.any():
+                raw[~near] = items[off[~near]]
+            else:
+                raw = items[off]
+        if near.any():
+            base = max(limit, 0)
+            tail = bytes(self.data[base:]) + bytes(24)
+            items = np.ndarray(buffer=tail, dtype="V12", shape=(13,), strides=(1,))
+            raw[near] = items[off[near] - base]
+        return raw.view(np.uint8).reshape(len(off), 12)
 
     def views(self, off: np.ndarray, length: np.ndarray) -> pl.Series:
         """A polars string column of byte ranges of the page, built as Arrow string views (no copy).
@@ -133,21 +144,63 @@ def intern(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return groups["v"], ids
 
 
-EMPTY_CAND = pl.DataFrame(schema={"line": pl.UInt32, "name": pl.Utf8, "body": pl.Utf8, "val": pl.Utf8, "ts": pl.Utf8})
+EMPTY_CAND = pl.DataFrame(
+    schema={
+        "line": pl.UInt32,
+        "name": pl.Utf8,
+        "body": pl.Utf8,
+        "val": pl.Utf8,
+        "ts": pl.Utf8,
+        "r": pl.UInt32,
+    }
+)
 
 
-def split_only(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]], None]:
+@dataclass(slots=True)
+class LabelSets:
+    """Interned, parsed label-set bodies: ``bid`` gives each input row's body."""
+
+    bodies: pl.Series
+    bid: np.ndarray
+    lists: pl.Series  # List(Struct(name, value)) per body
+    flat: pl.DataFrame  # bid, name, value
+    bad: set[int]
+
+
+def label_sets(body: pl.Series) -> LabelSets:
+    """Intern the bodies (one hashing pass) and parse each distinct one once."""
+    bodies, bid = intern(body)
+    lists, flat, bad = parse_bodies(compact(bodies))
+    return LabelSets(bodies, bid, lists, flat, bad)
+
+
+@dataclass(slots=True)
+class Matched:
+    """What splitting found: candidate sample rows, the other lines, and work still running.
+
+    ``cand`` has ``line``, ``name``, ``body``, ``val``, ``ts`` (text), ``r`` (the row among the
+    labelled lines, null for unlabelled ones) and ``nid`` when ``names`` is given. ``sets`` parses
+    the labelled lines' bodies in a worker thread while the caller reads the comments.
+    """
+
+    lines: Lines
+    cand: pl.DataFrame
+    others: list[tuple[int, str]]
+    names: pl.Series | None = None
+    sets: Future[LabelSets] | LabelSets | None = None
+
+
+def split_only(data: bytes) -> Matched:
     """Split the page but match nothing: every line goes to the careful reader (small pages)."""
     lines = Lines(data)
-    return lines, EMPTY_CAND, [(k, lines.text(k)) for k in range(1, len(lines) + 1)], None
+    return Matched(lines, EMPTY_CAND, [(k, lines.text(k)) for k in range(1, len(lines) + 1)])
 
 
-def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, str]], pl.Series | None]:
+def split_and_match(data: bytes) -> Matched:
     """Split the page and cut well-formed sample lines into name / body / value / timestamp.
 
-    Returns the lines, the candidate samples (``line``, ``name``, ``body``, ``val``, ``ts`` as
-    text, and ``nid`` when the last item, the distinct names, is given), and every other line
-    (comments, blanks, anything odd), in order, for the careful reader.
+    Every line that is not a candidate (comments, blanks, anything odd) goes, in order, to the
+    careful reader.
     A labelled line is cut at its first ``{`` and last ``}``, found with numpy on the page's bytes:
     the name before must be a valid metric name and the text after exactly ``value [timestamp]``,
     so the body between is the whole label set (its syntax is checked per distinct body later).
@@ -156,7 +209,7 @@ def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, s
     arr, starts, ends = lines.arr, lines.starts, lines.ends
     n = len(lines)
     if not n:
-        return lines, EMPTY_CAND, [], None
+        return Matched(lines, EMPTY_CAND, [])
     lb, rb = lines.lb, lines.rb  # every '{' and '}'
     i = np.searchsorted(lb, starts)
     b = lb[np.minimum(i, max(len(lb) - 1, 0))] if len(lb) else np.zeros(n, dtype=np.int64)
@@ -167,25 +220,34 @@ def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, s
     labelled = (i < len(lb)) & (b < ends) & (j >= 0) & (e >= starts) & (e > b) & ~comment
     number = np.arange(1, n + 1, dtype=np.uint32)
     idx = np.flatnonzero(labelled)
+    body = lines.views(b[idx] + 1, e[idx] - b[idx] - 1)
+    # Label sets are the costliest part: parse them on another core while this one goes on.
+    sets = _pool().submit(label_sets, body) if len(idx) > 1 << 12 else label_sets(body)
+    # The common suffix is one space and the value: read those bytes as the value directly.
+    one = arr[np.minimum(e[idx] + 1, len(arr) - 1)] == 32
     lab = pl.DataFrame(
         {
             "line": number[idx],
             "name": lines.views(starts[idx], b[idx] - starts[idx]),
-            "body": lines.views(b[idx] + 1, e[idx] - b[idx] - 1),
-            "suf": lines.views(e[idx] + 1, ends[idx] - e[idx] - 1),
+            "body": body,
+            "val": lines.views(e[idx] + 1 + one, ends[idx] - e[idx] - 1 - one),
         }
-    )
-    lab = lab.filter(pl.col("suf").str.contains(SUFFIX_RE))
-    lab = lab.with_columns(pl.col("suf").str.strip_chars(" \t").alias("val"), pl.lit(None, pl.Utf8).alias("ts"))
-    if lab["val"].str.contains("[ \t]").any():
-        has_ts, v = pl.col("val").str.contains("[ \t]"), pl.col("val")
+    ).with_row_index("r")
+    simple = pl.Series(one) & lab["val"].str.contains(VALUE_ONLY_RE)
+    if simple.all():
+        lab = lab.with_columns(pl.lit(None, pl.Utf8).alias("ts"))
+    else:  # timestamps, tabs or odd spacing: take the whole suffix apart with the full pattern
         lab = lab.with_columns(
-            pl.when(has_ts).then(v.str.extract(r"^([^ \t]+)", 1)).otherwise(v).alias("val"),
-            pl.when(has_ts).then(v.str.extract(r"([^ \t]+)$", 1)).alias("ts"),
+            pl.when(simple).then(pl.col("val")).otherwise(lines.views(e[idx] + 1, ends[idx] - e[idx] - 1)).alias("val")
+        ).filter(simple | pl.col("val").str.contains(SUFFIX_RE))
+        v = pl.col("val").str.strip_chars(" \t")
+        lab = lab.with_columns(
+            pl.when(simple).then(pl.col("val")).otherwise(v.str.extract(r"^([^ \t]+)", 1)).alias("val"),
+            pl.when(simple).then(None).otherwise(v.str.extract(r"[ \t]([^ \t]+)$", 1)).alias("ts"),
         )
     names, nid = intern(lab["name"])
     valid = np.array([METRIC_NAME_RE.fullmatch(x) is not None for x in names.to_list()], dtype=bool)
-    lab = lab.with_columns(pl.Series("nid", nid)).drop("suf")
+    lab = lab.with_columns(pl.Series("nid", nid))
     if not valid.all():
         lab = lab.filter(pl.Series(valid[nid]))
     pidx = np.flatnonzero(~labelled & ~comment & (ends > starts))
@@ -198,10 +260,11 @@ def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, s
             pl.lit("").alias("body"),
             groups.struct.field("2").alias("val"),
             groups.struct.field("3").alias("ts"),
+            pl.lit(None, pl.UInt32).alias("r"),
         )
         .drop_nulls("name")
     )
-    cand = lab.select("line", "name", "body", "val", "ts")
+    cand = lab.select("line", "name", "body", "val", "ts", "r")
     interned: pl.Series | None = None
     if plain.height:
         cand = pl.concat([cand, plain])
@@ -212,7 +275,7 @@ def split_and_match(data: bytes) -> tuple[Lines, pl.DataFrame, list[tuple[int, s
     taken = np.zeros(n, dtype=bool)
     taken[cand["line"].to_numpy().astype(np.int64) - 1] = True
     others = [(int(k) + 1, lines.text(int(k) + 1)) for k in np.flatnonzero(~taken)]
-    return lines, cand, others, interned
+    return Matched(lines, cand, others, interned, sets)
 
 
 def _unescape(raw: str) -> str:
@@ -254,9 +317,9 @@ def parse_bodies(bodies: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[int]]:
 def _split_pairs(frame: pl.DataFrame) -> pl.DataFrame:
     """Pairs of well-formed bodies without a backslash: every '"' then delimits a value, so
     splitting on '"' gives name parts (even places) and values (odd places)."""
-    parts = frame.select(
-        "bid", pl.col("body").str.split('"').alias("s")
-    ).with_columns(pl.int_ranges(0, pl.col("s").list.len()).alias("k"), pl.col("s").list.len().alias("n"))
+    parts = frame.select("bid", pl.col("body").str.split('"').alias("s")).with_columns(
+        pl.int_ranges(0, pl.col("s").list.len()).alias("k"), pl.col("s").list.len().alias("n")
+    )
     parts = parts.explode("s", "k")
     odd = (pl.col("k") % 2) == 1
     names = parts.filter(~odd & (pl.col("k") < pl.col("n") - 1)).select(
@@ -278,7 +341,11 @@ def _extract_pairs(frame: pl.DataFrame) -> pl.DataFrame:
             "bid",
             # Label names are ASCII, so the byte offset of '=' is also its character offset.
             p.str.head(eq).str.strip_chars_end(" \t").alias("name"),
-            p.str.slice(eq + 1).str.strip_chars_start(" \t").str.strip_prefix('"').str.strip_suffix('"').alias("value"),
+            p.str.slice(eq + 1)
+            .str.strip_chars_start(" \t")
+            .str.strip_prefix('"')
+            .str.strip_suffix('"')
+            .alias("value"),
         )
     )
 
@@ -308,14 +375,21 @@ class FastPart:
     rejected: list[tuple[int, str]]
 
 
-def fast_stage(
-    lines: Lines, cand: pl.DataFrame, names: pl.Series | None, om: bool, eof_line: int | None
-) -> FastPart:
+def fast_stage(matched: Matched, om: bool, eof_line: int | None) -> FastPart:
     """Finish the candidate lines: values, timestamps, and interned names and label sets."""
+    lines, cand, names = matched.lines, matched.cand, matched.names
     m = cand if eof_line is None else cand.filter(pl.col("line") < eof_line)
     if not m.height:
-        rows = pl.DataFrame(schema={"line": pl.UInt32, "__name__": pl.Utf8, "bid": pl.UInt32, "nid": pl.UInt32,
-                                    "__value__": pl.Float64, "ts": pl.Int64})
+        rows = pl.DataFrame(
+            schema={
+                "line": pl.UInt32,
+                "__name__": pl.Utf8,
+                "bid": pl.UInt32,
+                "nid": pl.UInt32,
+                "__value__": pl.Float64,
+                "ts": pl.Int64,
+            }
+        )
         flat = pl.DataFrame(schema={"bid": pl.UInt32, "name": pl.Utf8, "value": pl.Utf8})
         return FastPart(rows, pl.Series("__labels__", [], dtype=LABEL_LIST), flat, [], [])
     ts = pl.col("ts")
@@ -325,9 +399,8 @@ def fast_stage(
     else:  # text 0.0.4 timestamps are integer milliseconds
         ts_ms = ts.cast(pl.Int64, strict=False)
         ts_bad = ts.is_not_null() & (ts_ms.is_null() | (ts_ms.abs() > MAX_TS_MS) | ~ts.str.contains(INT_RE))
-    # Intern label sets: one hashing pass groups equal bodies; each distinct one is parsed once.
-    bodies, bid = intern(m["body"])
-    lists, flat, bad = parse_bodies(compact(bodies))
+    sets, bid = _bodies_of(matched, m)
+    lists, flat, bad = sets.lists, sets.flat, sets.bad
     if names is None:
         names, nid = intern(m["name"])
         m = m.with_columns(pl.Series("nid", nid))
@@ -349,6 +422,22 @@ def fast_stage(
     rows = rows.insert_column(1, names.gather(rows["nid"]).alias("__name__"))
     rejected = [(n, lines.text(n)) for n in back["line"].to_list()]
     return FastPart(rows, lists, flat, names.to_list(), rejected)
+
+
+def _bodies_of(matched: Matched, m: pl.DataFrame) -> tuple[LabelSets, np.ndarray]:
+    """The parsed label sets and each candidate row's set (unlabelled rows: the empty set)."""
+    sets = matched.sets.result() if isinstance(matched.sets, Future) else matched.sets
+    if sets is None or not len(sets.bid):  # no labelled lines: only unlabelled ones remain
+        return (found := label_sets(m["body"])), found.bid
+    r = m["r"]
+    if not r.null_count():
+        return sets, sets.bid[r.to_numpy()]
+    hits = (sets.bodies == "").arg_true()
+    empty = int(hits[0]) if len(hits) else len(sets.lists)
+    if not len(hits):  # no labelled line had '{}': add the empty label set
+        sets.lists = pl.concat([sets.lists, pl.Series([[]], dtype=LABEL_LIST)]).rechunk()
+    bid = np.where(r.is_null().to_numpy(), empty, sets.bid[r.fill_null(0).to_numpy()])
+    return sets, bid.astype(np.uint32)
 
 
 _HIST = ("histogram", "gaugehistogram")
@@ -405,9 +494,14 @@ def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[s
     if slow:
         rows, lists, flat = _add_slow(rows, lists, flat, names, slow)
     n_sets = len(lists)
+    fam = [resolve(n, types_of) for n in names]
+    line, nid_np, bid_np = (rows[c].to_numpy() for c in ("line", "nid", "bid"))
+    # The suspect checks need only the keys: run them on another core while this one builds.
+    big = len(line) > 1 << 12
+    args = (line, nid_np, bid_np, flat, n_sets, names, fam)
+    suspects = _pool().submit(_suspects, *args) if big else None
     blank = pl.col("__value__").is_finite() & (pl.col("__value__") >= BLANK_SENTINEL)
     sentinel = rows.filter(blank)["line"]
-    fam = [resolve(n, types_of) for n in names]
     nid = rows["nid"]
     rows = rows.with_columns(
         pl.when(blank).then(None).otherwise(pl.col("__value__")).alias("__value__"),
@@ -423,9 +517,6 @@ def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[s
         (n, f"value {lines.text(n).split()[-1]!r} is the DCGM blank sentinel: read as missing")
         for n in sentinel.to_list()
     ]
-    line = rows["line"].to_numpy()
-    nid_np, bid_np = nid.to_numpy(), lsid.to_numpy()
-    warnings += _suspects(line, nid_np, bid_np, flat, n_sets, names, fam)
     first_line: dict[str, int] = {}
     firsts = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
     seen = rows.select(pl.col("nid").is_first_distinct()).to_series().to_numpy()
@@ -433,6 +524,7 @@ def build(lines: Lines, part: FastPart, slow: list[SlowRow], types_of: Mapping[s
     for (family, _), first in zip(fam, firsts.tolist(), strict=True):
         if first != np.iinfo(np.int64).max:
             first_line[family] = min(first_line.get(family, first), first)
+    warnings += suspects.result() if suspects is not None else _suspects(*args)
     return Built(
         samples=samples,
         lsid=lsid,
@@ -502,16 +594,29 @@ def _suspects(
         first_of: dict[int, int] = {}
         for k, ln in zip(key.tolist(), line.tolist(), strict=True):
             first_of.setdefault(k, ln)
-        out += [(int(line[i]), f"duplicate series: same name and labels as line {first_of[int(key[i])]}") for i in dup]
+        out += [
+            (int(line[i]), f"duplicate series: same name and labels as line {first_of[int(key[i])]}")
+            for i in dup
+        ]
     has_le = np.zeros(n_sets, dtype=bool)
     has_le[flat.filter(pl.col("name") == "le")["bid"].to_numpy()] = True
     bucket = np.array([t in _HIST and n == f + "_bucket" for n, (f, t) in zip(names, fam, strict=True)])
     bare = np.array([t in _HIST and n == f for n, (f, t) in zip(names, fam, strict=True)])
     odd = has_le[bid] & ~bucket[nid]
     for i in np.flatnonzero(odd):
-        out.append((int(line[i]), f"'le' label on {names[nid[i]]!r} ({fam[nid[i]][1]}), which is not a histogram _bucket sample"))
+        out.append(
+            (
+                int(line[i]),
+                f"'le' label on {names[nid[i]]!r} ({fam[nid[i]][1]}), which is not a histogram _bucket sample",
+            )
+        )
     for i in np.flatnonzero(bare[nid] & ~odd):
-        out.append((int(line[i]), f"sample {names[nid[i]]!r} of a histogram family has no _bucket/_sum/_count suffix"))
+        out.append(
+            (
+                int(line[i]),
+                f"sample {names[nid[i]]!r} of a histogram family has no _bucket/_sum/_count suffix",
+            )
+        )
     return out
 
 
@@ -530,7 +635,9 @@ def _canonical_ids(flat: pl.DataFrame, n_sets: int) -> np.ndarray:
     shared = np.flatnonzero(~pl.Series(per).is_unique().to_numpy())
     if len(shared):
         labels: dict[int, list[tuple[str, str]]] = {int(b): [] for b in shared}
-        for b, k, v in flat.filter(pl.col("bid").is_in(pl.Series(shared, dtype=pl.UInt32).implode())).iter_rows():
+        for b, k, v in flat.filter(
+            pl.col("bid").is_in(pl.Series(shared, dtype=pl.UInt32).implode())
+        ).iter_rows():
             labels[b].append((k, v))
         first: dict[tuple[tuple[str, str], ...], int] = {}
         for b in sorted(labels):

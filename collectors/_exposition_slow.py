@@ -13,9 +13,7 @@ from dataclasses import dataclass
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Go's ParseFloat forms that Prometheus writes and reads; no hex, no '_' digit separators.
-VALUE_RE = re.compile(
-    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf(?:inity)?|nan))"
-)
+VALUE_RE = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf(?:inity)?|nan))")
 INT_TS_RE = re.compile(r"-?[0-9]+")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _BLANKS = " \t"

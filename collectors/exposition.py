@@ -134,7 +134,8 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     """Read exposition text (0.0.4 or OpenMetrics, detected); strict mode raises ExpositionError."""
     data, errors = _utf8(text)
     small = len(data) < 1 << 16 and data.count(b"\n") < SMALL_PAGE_LINES
-    lines, cand, others, names = fast.split_only(data) if small else fast.split_and_match(data)
+    matched = fast.split_only(data) if small else fast.split_and_match(data)
+    lines, cand, others = matched.lines, matched.cand, matched.others
     warnings: list[Dropped] = []
     decls: dict[str, _Decl] = {}
     raw_help: dict[str, str] = {}
@@ -159,7 +160,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
             sample_lines.append((line_no, line))
     if eof_line is not None:
         errors.extend(Dropped(*d) for d in fast.after_eof(lines, cand, eof_line))
-    part = fast.fast_stage(lines, cand, names, om, eof_line)
+    part = fast.fast_stage(matched, om, eof_line)
     slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
     exemplars: list[Exemplar] = []
     sample_lines.extend(part.rejected)
@@ -187,9 +188,13 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     for name, d in decls.items():
         first = built.first_line.get(name)
         if first is None:
-            warnings.append(Dropped(d.line, built.text_of(d.line), f"family {name!r} is declared but has no samples"))
+            warnings.append(
+                Dropped(d.line, built.text_of(d.line), f"family {name!r} is declared but has no samples")
+            )
         elif d.type_line and d.type_line > first:
-            warnings.append(Dropped(d.type_line, built.text_of(d.type_line), f"TYPE for {name!r} comes after its samples"))
+            warnings.append(
+                Dropped(d.type_line, built.text_of(d.type_line), f"TYPE for {name!r} comes after its samples")
+            )
     warnings.extend(Dropped(n, built.text_of(n), reason) for n, reason in built.warnings)
     return ParsedPage(
         source=source,
@@ -261,7 +266,9 @@ def _comment(
             if decl.type != mtype:
                 errors.append(Dropped(line_no, line, f"TYPE {mtype} conflicts with line {decl.type_line}"))
             else:
-                warnings.append(Dropped(line_no, line, f"repeated TYPE for {name!r} (first on line {decl.type_line})"))
+                warnings.append(
+                    Dropped(line_no, line, f"repeated TYPE for {name!r} (first on line {decl.type_line})")
+                )
             return False
         decl = decls.setdefault(name, _Decl(line_no))
         decl.type, decl.type_line = mtype, line_no

@@ -91,8 +91,12 @@ def _header(fam: Family | None, name: str, openmetrics: bool) -> list[str]:
     lines = []
     if fam.help is not None:
         lines.append(f"# HELP {name} {escape_help(fam.help, openmetrics=openmetrics)}")
-    allowed_here = openmetrics or fam.type not in {MetricType.INFO, MetricType.STATESET,
-                                                   MetricType.GAUGEHISTOGRAM, MetricType.UNKNOWN}
+    allowed_here = openmetrics or fam.type not in {
+        MetricType.INFO,
+        MetricType.STATESET,
+        MetricType.GAUGEHISTOGRAM,
+        MetricType.UNKNOWN,
+    }
     if fam.type not in _NO_TYPE_LINE and allowed_here:
         lines.append(f"# TYPE {name} {fam.type}")
     if openmetrics and fam.unit:

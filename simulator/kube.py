@@ -84,6 +84,10 @@ def pod_json(state: FleetState, pod: Pod, port: int) -> dict[str, Any]:
     if restarts:
         started = max(t for t, p in _restart_times(state) if p == pod.name and t <= state.t)
     engine_key = pod.engine.value if pod.engine else "dcgm"
+    # Ready once warmed up (CUDA graphs, caches): the kubelet flips the Ready condition then.
+    engine = state.engines.get(pod.name)
+    ready_at = started + (engine.warmup_s if engine is not None else 0.0)
+    ready = state.t >= ready_at
     container = {
         "name": pod.container,
         "image": IMAGES[engine_key],
@@ -113,12 +117,20 @@ def pod_json(state: FleetState, pod: Pod, port: int) -> dict[str, Any]:
             "containerStatuses": [
                 {
                     "name": pod.container,
-                    "ready": True,
+                    "ready": ready,
                     "restartCount": restarts,
                     "image": IMAGES[engine_key],
                     "started": True,
                     "state": {"running": {"startedAt": ts(state, started)}},
                 }
+            ],
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(state, created)},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": ts(state, created)},
+                {"type": "ContainersReady", "status": "True" if ready else "False",
+                 "lastTransitionTime": ts(state, ready_at if ready else started)},
+                {"type": "Ready", "status": "True" if ready else "False",
+                 "lastTransitionTime": ts(state, ready_at if ready else started)},
             ],
             "hostIP": "127.0.0.1",
             "phase": "Running",
@@ -270,6 +282,12 @@ def events_list(state: FleetState) -> dict[str, Any]:
             if e.t <= state.t:
                 items.append((e.t, _event(state, e, i, obj)))
     by_name = {p.name: p for p in state.fleet.engine_pods}
+    # The kubelet's "Started" for pods created during the run (the canary's), where warm-up begins.
+    for j, p in enumerate(p for p in state.fleet.engine_pods if 0 < p.start_s <= state.t):
+        obj = {"apiVersion": "v1", "kind": "Pod", "name": p.name, "namespace": p.namespace, "uid": p.uid,
+               "resourceVersion": "1", "fieldPath": f"spec.containers{{{p.container}}}"}
+        ev = RolloutEvent(p.start_s, "Started", f"Started container {p.container}", component="kubelet")
+        items.append((ev.t, _event(state, ev, 2000 + j, obj, p.node)))
     for j, (t, name) in enumerate(_restart_times(state)):
         if t > state.t:
             continue

@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 
 from analytics.errors import ExpositionError
-from collectors.exposition import MetricType, parse_text
 from collectors import exposition
+from collectors.exposition import MetricType, parse_text
 from collectors.samples import META_COLUMNS, META_SCHEMA
+
 
 @pytest.fixture(
     autouse=True,
@@ -20,7 +21,6 @@ from collectors.samples import META_COLUMNS, META_SCHEMA
 def reading_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every test through both readers: polars (big pages) and per-line Python (small pages)."""
     monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", request.param)
-
 
 
 def one(text: str) -> dict:
@@ -72,7 +72,8 @@ def test_nan_is_kept_as_nan_not_null() -> None:
 
 
 @pytest.mark.parametrize(
-    "token", [pytest.param("9223372036854775794", id="the README sentinel"), pytest.param("9.3e18", id="above it")]
+    "token",
+    [pytest.param("9223372036854775794", id="the README sentinel"), pytest.param("9.3e18", id="above it")],
 )
 def test_dcgm_blank_sentinel_is_missing_and_warned(token: str) -> None:
     page = parse_text(f'DCGM_FI_DEV_MEMORY_TEMP{{gpu="0"}} {token}\n')
@@ -85,7 +86,8 @@ def test_types_come_from_type_lines_and_suffixes_resolve_the_family() -> None:
     text = (
         "# HELP h Latency.\n# TYPE h histogram\n"
         'h_bucket{le="0.1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.3\nh_count 2\nh_created 1.7e9\n'
-        "# TYPE s summary\n" 's{quantile="0.5"} 1\ns_sum 2\ns_count 3\n'
+        "# TYPE s summary\n"
+        's{quantile="0.5"} 1\ns_sum 2\ns_count 3\n'
         "# TYPE c_total counter\nc_total 4\n"
         "# TYPE g gauge\ng 5\n"
         "plain 6\n"
@@ -113,18 +115,22 @@ def test_types_come_from_type_lines_and_suffixes_resolve_the_family() -> None:
 
 
 def test_type_is_never_guessed_from_the_name() -> None:
-    page = parse_text("# TYPE vllm:iteration_tokens_total histogram\nvllm:iteration_tokens_total_count 3\nx_total 1\n")
+    page = parse_text(
+        "# TYPE vllm:iteration_tokens_total histogram\nvllm:iteration_tokens_total_count 3\nx_total 1\n"
+    )
     assert page.samples["__type__"].to_list() == ["histogram", "untyped"]
     assert page.samples["__family__"].to_list() == ["vllm:iteration_tokens_total", "x_total"]
 
 
 def test_openmetrics_page_with_unit_info_stateset_created_and_exemplar() -> None:
     text = (
-        "# TYPE req counter\n# UNIT req requests\n# HELP req Requests \\\"served\\\".\n"
+        '# TYPE req counter\n# UNIT req requests\n# HELP req Requests \\"served\\".\n'
         'req_total{a="1"} 3 1700000000.5 # {trace_id="abc"} 1 1700000000.25\n'
-        "req_created{a=\"1\"} 1699999999\n"
-        "# TYPE build info\n" 'build_info{version="1.2"} 1\n'
-        "# TYPE state stateset\n" 'state{state="a"} 1\nstate{state="b"} 0\n'
+        'req_created{a="1"} 1699999999\n'
+        "# TYPE build info\n"
+        'build_info{version="1.2"} 1\n'
+        "# TYPE state stateset\n"
+        'state{state="a"} 1\nstate{state="b"} 0\n'
         "# EOF\n"
     )
     page = parse_text(text, strict=True)
@@ -151,7 +157,10 @@ def test_text_format_timestamps_are_integer_milliseconds() -> None:
 def test_lines_after_eof_are_dropped() -> None:
     page = parse_text("a 1\n# EOF\nb 2\n# HELP c x\n")
     assert page.samples["__name__"].to_list() == ["a"]
-    assert [(d.line, d.reason) for d in page.dropped] == [(3, "text after '# EOF'"), (4, "text after '# EOF'")]
+    assert [(d.line, d.reason) for d in page.dropped] == [
+        (3, "text after '# EOF'"),
+        (4, "text after '# EOF'"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -164,7 +173,9 @@ def test_lines_after_eof_are_dropped() -> None:
         pytest.param('a="\\t"', {"a": "\\t"}, id="an unknown escape is kept verbatim"),
         pytest.param('a="x,y=z}{#w"', {"a": "x,y=z}{#w"}, id="separators inside a value"),
         pytest.param('a="1", b="2"', {"a": "1", "b": "2"}, id="a space after a comma"),
-        pytest.param(' a = "1" ,b="2", ', {"a": "1", "b": "2"}, id="spaces around tokens and a trailing comma"),
+        pytest.param(
+            ' a = "1" ,b="2", ', {"a": "1", "b": "2"}, id="spaces around tokens and a trailing comma"
+        ),
         pytest.param('a="1",', {"a": "1"}, id="a trailing comma"),
         pytest.param("", {}, id="an empty label set"),
         pytest.param('a=""', {"a": ""}, id="an empty value"),
@@ -219,12 +230,12 @@ def test_bad_line_is_dropped_in_lenient_mode_and_raises_in_strict_mode(line: str
 
 def test_strict_mode_reports_the_first_bad_line_of_several() -> None:
     with pytest.raises(ExpositionError) as info:
-        parse_text("a 1\nb x\n# TYPE c bogus\nd{e-f=\"1\"} 1\n", strict=True)
+        parse_text('a 1\nb x\n# TYPE c bogus\nd{e-f="1"} 1\n', strict=True)
     assert info.value.line == 2
 
 
 def test_crlf_blank_lines_and_plain_comments() -> None:
-    text = "# HELP a The a.\r\n# TYPE a gauge\r\n\r\n# just a comment\r\n  \r\na{x=\"1\"} 1\r\n\r\n"
+    text = '# HELP a The a.\r\n# TYPE a gauge\r\n\r\n# just a comment\r\n  \r\na{x="1"} 1\r\n\r\n'
     page = parse_text(text, strict=True)
     assert page.samples.select("line", "__value__").rows() == [(6, 1.0)]
     assert page.blank_count == 3
@@ -240,8 +251,10 @@ def test_help_escapes_in_text_format() -> None:
 def test_suspect_lines_are_kept_and_warned() -> None:
     text = (
         "# HELP lonely Nothing follows.\n# TYPE lonely gauge\n"
-        "# TYPE h histogram\n" 'h{le="1"} 1\n'
-        'dup{a="1",b="2"} 1\n' 'dup{b="2", a="1"} 2\n'
+        "# TYPE h histogram\n"
+        'h{le="1"} 1\n'
+        'dup{a="1",b="2"} 1\n'
+        'dup{b="2", a="1"} 2\n'
         "t 1\n# TYPE t gauge\n"
     )
     page = parse_text(text, strict=True)
@@ -256,10 +269,10 @@ def test_suspect_lines_are_kept_and_warned() -> None:
 
 def test_wide_frame_follows_the_samples_contract() -> None:
     text = (
-        '# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n'
+        "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n"
         'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-a",Hostname="h",container="",namespace="",pod=""} 7\n'
         'DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-b",GPU_I_PROFILE="1g.10gb",GPU_I_ID="3",Hostname="h"} 9\n'
-        '# TYPE vllm:num_requests_running gauge\n'
+        "# TYPE vllm:num_requests_running gauge\n"
         'vllm:num_requests_running{model_name="m",engine="0"} 2 1700000000000\n'
     )
     page = parse_text(text, strict=True)
@@ -267,8 +280,18 @@ def test_wide_frame_follows_the_samples_contract() -> None:
     assert wide.columns[:5] == list(META_COLUMNS)
     assert wide.select(META_COLUMNS).schema == META_SCHEMA
     labels = wide.columns[5:]
-    assert set(labels) == {"gpu", "UUID", "Hostname", "container", "namespace", "pod", "GPU_I_PROFILE", "GPU_I_ID",
-                           "model_name", "engine"}
+    assert set(labels) == {
+        "gpu",
+        "UUID",
+        "Hostname",
+        "container",
+        "namespace",
+        "pod",
+        "GPU_I_PROFILE",
+        "GPU_I_ID",
+        "model_name",
+        "engine",
+    }
     assert all(wide.schema[c] == pl.Utf8 for c in labels)
     assert wide["GPU_I_ID"].to_list() == [None, "3", None]
     assert wide["pod"].to_list() == ["", None, None]
@@ -282,7 +305,9 @@ def test_wide_frame_follows_the_samples_contract() -> None:
 
 
 def test_wide_selects_by_family_as_well_as_by_sample_name() -> None:
-    page = parse_text('# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 3\nh_count 2\nother 1\n')
+    page = parse_text(
+        '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 3\nh_count 2\nother 1\n'
+    )
     assert page.wide(["h"])["__name__"].to_list() == ["h_bucket", "h_bucket", "h_sum", "h_count"]
     assert page.wide(["h_sum"])["__value__"].to_list() == [3.0]
     assert page.wide(["h"])["le"].to_list() == ["1", "+Inf", None, None]
@@ -293,3 +318,60 @@ def test_empty_page() -> None:
     assert page.samples.height == 0
     assert page.wide().schema == META_SCHEMA
     assert (page.dropped, page.warnings, page.blank_count) == ((), (), 0)
+
+
+def _big_page() -> str:
+    """A page big enough for the threaded parts of the vectorised reader, with every odd case."""
+    out = ["# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).", "# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
+    for g in range(4000):
+        mig = ',GPU_I_PROFILE="1g.10gb",GPU_I_ID="%d"' % (g % 7) if g % 5 == 0 else ""
+        out.append(
+            f'DCGM_FI_DEV_GPU_UTIL{{gpu="{g % 8}",UUID="GPU-{g:08d}",Hostname="node-{g // 8}"{mig},'
+            f'container="",namespace="ns-{g % 3}",pod="p-{g}"}} {g % 101}'
+        )
+    out += ["# TYPE vllm:time_to_first_token_seconds histogram"]
+    for engine in range(60):
+        lbl = f'model_name="m{engine % 4}",engine="{engine}"'
+        for le in ("0.001", "0.5", "1.0", "+Inf"):
+            out.append(f'vllm:time_to_first_token_seconds_bucket{{{lbl},le="{le}"}} {engine}')
+        out.append(f"vllm:time_to_first_token_seconds_sum{{{lbl}}} 1.5e-3 1700000000000")
+        out.append(f"vllm:time_to_first_token_seconds_count{{{lbl}}}\t{engine}")
+    out += [
+        "process_cpu_seconds_total 12.5",
+        'odd{a="x\\"y",b="\\\\"} 1',
+        'odd{b="2",a="1"} 1',
+        'odd{a="1", b="2",} 2',
+        'bad{test-uuid="x"} 1',
+        "...",
+        'DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-00000001",Hostname="node-0",container="",namespace="ns-1",'
+        'pod="p-1"} 9223372036854775794',
+        'spaced {a="1"}  3  ',
+        'ex{a="1"} 1 # {trace_id="t"} 0.5',
+    ]
+    return "\r\n".join(out) + "\r\n"
+
+
+def test_vectorised_and_per_line_readers_agree_on_a_big_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _big_page()
+    pages = []
+    for threshold in (0, 10**9):
+        monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", threshold)
+        pages.append(parse_text(text))
+    fast, slow = pages
+    assert fast.samples.height > 4096
+    assert fast.samples.equals(slow.samples, null_equal=True)
+    assert fast.wide().equals(slow.wide(), null_equal=True)
+    assert (fast.dropped, fast.warnings) == (slow.dropped, slow.warnings)
+    assert [(d.line, d.reason.split(" ")[0]) for d in fast.dropped] == [(4368, "invalid"), (4369, "elision")]
+    warned = [(w.line, w.reason) for w in fast.warnings]
+    assert (4367, "duplicate series: same name and labels as line 4366") in warned
+    assert (4370, "duplicate series: same name and labels as line 4") in warned
+    assert any(n == 4370 and "DCGM blank sentinel" in r for n, r in warned)
+    assert len(warned) == 3
+    assert [e.line for e in fast.exemplars] == [4372]
+    odd = fast.wide(["odd"])
+    assert odd.select("a", "b").rows() == [('x"y', "\\"), ("1", "2"), ("1", "2")]
+    assert fast.wide(["spaced"])["__value__"].to_list() == [3.0]
+    ttft = fast.wide(["vllm:time_to_first_token_seconds"])
+    assert ttft.height == 360
+    assert ttft.filter(pl.col("__name__").str.ends_with("_sum"))["__ts__"].null_count() == 0

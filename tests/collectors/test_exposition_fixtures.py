@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collectors import exposition
 from collectors.exposition import ParsedPage, parse_text
 
+
 @pytest.fixture(
     autouse=True,
     params=[pytest.param(0, id="vectorised path"), pytest.param(10**9, id="per-line path")],
@@ -84,7 +85,9 @@ def _ours(page: ParsedPage) -> list[tuple[str, dict[str, str], float | None, flo
 def _assert_same_samples(text: str, page: ParsedPage) -> None:
     theirs, ours = _oracle(text), _ours(page)
     assert len(ours) == len(theirs)
-    for (name, labels, value, ts), (o_name, o_labels, o_value, o_ts, o_type) in zip(ours, theirs, strict=True):
+    for (name, labels, value, ts), (o_name, o_labels, o_value, o_ts, o_type) in zip(
+        ours, theirs, strict=True
+    ):
         # prometheus_client renames a counter's samples to end in _total; the page does not.
         assert name == o_name or (o_type == "counter" and name + "_total" == o_name)
         assert labels == o_labels
@@ -170,14 +173,18 @@ def test_every_upstream_text_fixture_is_copied_and_byte_identical() -> None:
 
 
 def test_argo_rollouts_goldens_keep_types_and_both_copies_of_the_repeated_block() -> None:
-    page = parse_text((UPSTREAM / "argo-rollouts/rollout_test.TestCollectRollouts.case1.expected.txt").read_text())
+    page = parse_text(
+        (UPSTREAM / "argo-rollouts/rollout_test.TestCollectRollouts.case1.expected.txt").read_text()
+    )
     wide = page.wide(["rollout_info_replicas_unavailable"])
     assert wide.height == 2
     assert wide["name"].to_list() == ["guestbook-bluegreen"] * 2
     assert page.families["rollout_info"].type == "gauge"
     info = page.wide(["rollout_info"])
     assert info.row(0, named=True)["traffic_router"] == ""
-    events = parse_text((UPSTREAM / "argo-rollouts/rollout_test.TestIncRolloutEvents.expected.txt").read_text())
+    events = parse_text(
+        (UPSTREAM / "argo-rollouts/rollout_test.TestIncRolloutEvents.expected.txt").read_text()
+    )
     ev = events.wide()
     assert ev["__type__"].unique().to_list() == ["counter"]
     assert ev.filter(ev["name"] == "ro-test-2")["__value__"].to_list() == [2.0]
