@@ -52,7 +52,7 @@ def theirs(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Build the page, time both parsers, print the numbers."""
     args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--runs", type=int, default=7, help="runs of fleetlens (best is kept)")
+    args.add_argument("--runs", type=int, default=15, help="runs of fleetlens (best is kept)")
     args.add_argument("--oracle-runs", type=int, default=3, help="runs of prometheus_client")
     args.add_argument("--gpus", type=int, default=1000)
     args.add_argument("--engines", type=int, default=100)

@@ -2,11 +2,11 @@
 
 N synthetic requests (seeded: 10 tenants x 5 models x 2 versions, arrivals spread over one day,
 2 % errors, lognormal latencies, some nulls) are rolled up per tenant x model x version x minute by
-the three, each in its own forked process on the same rows: counts, errors, token sums and the
+the three, each in its own process on the same rows (regenerated there from the seed): counts, errors, token sums and the
 p50/p95/p99 of TTFT, ITL, E2E and queue time (linear interpolation: DuckDB ``quantile_cont``,
 pandas' default). fleetlens also builds the four mergeable histograms per minute, which the others
 do not. The results are checked to agree (counts exactly, quantiles to 1e-9 relative). Timings
-exclude handing the rows to each engine (polars -> Arrow for DuckDB, -> pandas for pandas).
+exclude generating the rows and handing the rows to each engine (polars -> Arrow for DuckDB, -> pandas for pandas).
 Peak memory is each child's peak RSS above its RSS just before the run (``/proc/self/clear_refs``
 resets the high-water mark). Run: ``python bench/rollup.py --rows 1000000``.
 """
@@ -125,11 +125,12 @@ def run_pandas(frame: pl.DataFrame) -> tuple[float, pl.DataFrame]:
     return elapsed, pl.from_pandas(res).select(*KEY, *COUNTS, *QCOLS)
 
 
-def _child(fn: Callable[[pl.DataFrame], tuple[float, pl.DataFrame]], frame: pl.DataFrame, queue: Any) -> None:
-    """Run one contender in a forked process and report time, peak RSS above the start, result."""
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark inherited from the parent
+def _child(name: str, rows: int, seed: int, queue: Any) -> None:
+    """Run one contender in a fresh process on the seeded rows; report time, peak RSS above the start, result."""
+    frame = synth_requests(rows, seed)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark: count the run, not the set-up
     base = _status_kb("VmRSS")
-    elapsed, out = fn(frame)
+    elapsed, out = CONTENDERS[name](frame)
     queue.put((elapsed, (_status_kb("VmHWM") - base) / 1024, out.sort(KEY)))
 
 
@@ -140,17 +141,25 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure(fn: Callable[[pl.DataFrame], tuple[float, pl.DataFrame]], frame: pl.DataFrame) -> tuple[float, float, pl.DataFrame]:
-    """(seconds, peak MiB above start, result) of ``fn`` run in a forked child."""
-    ctx = mp.get_context("fork")
+def measure(name: str, rows: int, seed: int) -> tuple[float, float, pl.DataFrame]:
+    """(seconds, peak MiB above start, result) of one contender, run in a spawned child.
+
+    Spawned, not forked: a fork of a process whose polars thread pool is running can deadlock.
+    """
+    ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn, frame, queue))
+    proc = ctx.Process(target=_child, args=(name, rows, seed, queue))
     proc.start()
     result = queue.get()
     proc.join()
     if proc.exitcode:
-        raise RuntimeError(f"{fn.__name__} exited with {proc.exitcode}")
+        raise RuntimeError(f"{name} exited with {proc.exitcode}")
     return result
+
+
+CONTENDERS: dict[str, Callable[[pl.DataFrame], tuple[float, pl.DataFrame]]] = {
+    "fleetlens": run_fleetlens, "duckdb": run_duckdb, "pandas": run_pandas,
+}
 
 
 def check_agree(ours: pl.DataFrame, other: pl.DataFrame, name: str) -> None:
@@ -173,11 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-pandas", action="store_true", help="leave pandas out (slow at 10M rows)")
     opts = parser.parse_args(argv)
-    frame = synth_requests(opts.rows, opts.seed)
-    contenders = [("fleetlens", run_fleetlens), ("duckdb", run_duckdb)]
-    if not opts.skip_pandas:
-        contenders.append(("pandas", run_pandas))
-    results = {name: measure(fn, frame) for name, fn in contenders}
+    names = [n for n in CONTENDERS if not (opts.skip_pandas and n == "pandas")]
+    results = {name: measure(name, opts.rows, opts.seed) for name in names}
     ours = results["fleetlens"][2]
     for name, (_, _, out) in results.items():
         if name != "fleetlens":

@@ -238,7 +238,10 @@ def split_and_match(data: bytes) -> Matched:
         lab = lab.with_columns(pl.lit(None, pl.Utf8).alias("ts"))
     else:  # timestamps, tabs or odd spacing: take the whole suffix apart with the full pattern
         lab = lab.with_columns(
-            pl.when(simple).then(pl.col("val")).otherwise(lines.views(e[idx] + 1, ends[idx] - e[idx] - 1)).alias("val")
+            pl.when(simple)
+            .then(pl.col("val"))
+            .otherwise(lines.views(e[idx] + 1, ends[idx] - e[idx] - 1))
+            .alias("val")
         ).filter(simple | pl.col("val").str.contains(SUFFIX_RE))
         v = pl.col("val").str.strip_chars(" \t")
         lab = lab.with_columns(
@@ -406,12 +409,16 @@ def fast_stage(matched: Matched, om: bool, eof_line: int | None) -> FastPart:
         m = m.with_columns(pl.Series("nid", nid))
     names = compact(names)
     m = m.with_columns(pl.Series("bid", bid))
-    reject = ts_bad
-    if bad:
-        reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
-    m = m.with_columns(reject.alias("reject"), ts_ms.alias("ts_ms"))
-    back = m.filter(pl.col("reject"))
-    rows = m.filter(~pl.col("reject")).select(
+    timestamps = m["ts"].null_count() < m.height
+    if timestamps or bad:
+        reject = ts_bad
+        if bad:
+            reject = reject | pl.col("bid").is_in(pl.Series(sorted(bad), dtype=pl.UInt32).implode())
+        m = m.with_columns(reject.alias("reject"), ts_ms.alias("ts_ms"))
+        back, m = m.filter(pl.col("reject")), m.filter(~pl.col("reject"))
+    else:  # the common page: no timestamps and every label set well-formed
+        back, m = m.head(0), m.with_columns(pl.lit(None, pl.Int64).alias("ts_ms"))
+    rows = m.select(
         "line",
         "bid",
         "nid",

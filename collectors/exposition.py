@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import polars as pl
 
 from analytics.errors import ExpositionError
@@ -29,7 +30,7 @@ from collectors import _exposition_fast as fast
 from collectors._exposition_slow import METRIC_NAME_RE, LineError, Pairs, parse_sample, unescape_help
 from collectors.samples import META_COLUMNS
 
-LABELS = "__labels__"
+LABELS = "__labels__"  # the labels column of ``ParsedPage.samples``
 
 
 class MetricType(StrEnum):
@@ -97,19 +98,29 @@ class ParsedPage:
 
     def wide(self, names: Iterable[str] | None = None) -> pl.DataFrame:
         """The samples (only those whose ``__name__`` or ``__family__`` is in ``names``) as a wide frame."""
-        meta = self.samples.select(META_COLUMNS).with_columns(self._lsid.alias(_BID))
+        meta, lsid = self.samples.select(META_COLUMNS), self._lsid
         if names is not None:
             wanted = pl.Series(list(dict.fromkeys(names)), dtype=pl.Utf8).implode()
-            meta = meta.filter(pl.col("__name__").is_in(wanted) | pl.col("__family__").is_in(wanted))
-        pairs = self._flat.filter(pl.col("bid").is_in(meta[_BID].unique().implode()))
+            keep = self.samples.select(
+                pl.col("__name__").is_in(wanted) | pl.col("__family__").is_in(wanted)
+            ).to_series()
+            meta, lsid = meta.filter(keep), lsid.filter(keep)
+        if not len(lsid):
+            return meta
+        # Pivot only the label sets in use (one row each), then gather a row per sample.
+        used = lsid.unique().sort()
+        pairs = self._flat if names is None else self._flat.filter(pl.col("bid").is_in(used.implode()))
         if not len(pairs):
-            return meta.drop(_BID)
-        table = pairs.pivot(on="name", index="bid", values="value").rename({"bid": _BID})
-        return meta.join(table, on=_BID, how="left", maintain_order="left").drop(_BID)
+            return meta
+        table = pl.DataFrame({"bid": used}).join(
+            pairs.pivot(on="name", index="bid", values="value"), on="bid", how="left", maintain_order="left"
+        )
+        dense = np.zeros(int(used[-1]) + 1, dtype=np.uint32)
+        dense[used.to_numpy()] = np.arange(len(used), dtype=np.uint32)
+        labels = table.drop("bid")[pl.Series(dense[lsid.to_numpy()])]
+        return pl.concat([meta, labels], how="horizontal")
 
 
-# Not a valid label name, so it cannot collide with a label column.
-_BID = "label-set"
 _COMMENT_RE = re.compile(r"[ \t]*#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+(\S+))?(?:[ \t](.*))?\Z", re.DOTALL)
 _EOF_RE = re.compile(r"[ \t]*#[ \t]*EOF[ \t]*\Z")
 _OM_ONLY = {MetricType.INFO, MetricType.STATESET, MetricType.GAUGEHISTOGRAM, MetricType.UNKNOWN}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from analytics.errors import CollectorError
@@ -126,7 +127,8 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     for parent, dtype in SCHEMA.items():
         if isinstance(dtype, pl.Struct) and parent in df.columns:
             exprs += [pl.col(parent).struct.field(f.name).alias(f"{parent}>{f.name}") for f in dtype.fields]
-    return df.select(exprs).select(RAW_COLUMNS)
+    # The reader returns one chunk per block; every later column operation is far cheaper on one.
+    return df.select(exprs).select(RAW_COLUMNS).rechunk()
 
 
 def _read_chunk(data: bytes) -> pl.DataFrame | None:
@@ -229,7 +231,7 @@ def _decode_slow(data: bytes) -> tuple[pl.DataFrame, list[BadLine], int, int]:
 
     for i in range(0, len(candidates), 1 << 16):
         decode(candidates[i:i + (1 << 16)])
-    raw_frame = pl.concat(frames, how="vertical") if frames else _empty_raw()
+    raw_frame = pl.concat(frames, how="vertical", rechunk=True) if frames else _empty_raw()
     return raw_frame.sort("line"), [BadLine("", n, r) for n, r in bad], len(lines), blank
 
 
@@ -248,6 +250,14 @@ def _decode(data: bytes) -> tuple[pl.DataFrame, list[BadLine], int, int]:
 
 
 # ----------------------------------------------------------------------------- mapping to canonical
+
+
+def _div(expr: pl.Expr, divisor: float) -> pl.Expr:
+    """``expr / divisor`` rounded as IEEE division (polars turns a division by a scalar into a
+    multiplication by its reciprocal, which is off by an ulp: 35.875 ms would not be 0.035875 s)."""
+    if divisor == 1.0:
+        return expr
+    return expr.map_batches(lambda s: s / pl.Series(np.full(len(s), divisor)), return_dtype=pl.Float64)
 
 
 def _clean(key: Key) -> pl.Expr:
@@ -281,7 +291,7 @@ def _value(a: Alias) -> tuple[pl.Expr, pl.Expr]:
         return pl.when(ok).then(num).cast(pl.Int64), present & ~ok.fill_null(False)
     if a.kind is Kind.SECONDS:
         num = v.cast(pl.Float64, strict=False)
-        return num / a.divisor, present & ~num.is_finite().fill_null(False)
+        return _div(num, a.divisor), present & ~num.is_finite().fill_null(False)
     if a.kind is Kind.TIME:
         t = pl.col(_col(a.key) + _PARSED)
         return t, present & t.is_null()
@@ -345,8 +355,8 @@ def to_canonical(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("ts", "end_time", "first_token_time").cast(pl.Datetime("us", "UTC")))
     out = out.with_columns(reason=_reasons(raw, out, aliases)).drop("_bad")
     # LiteLLM gives times, not durations: derive what the log did not state.
-    span = (pl.col("end_time") - pl.col("ts")).dt.total_microseconds() / 1e6
-    first = (pl.col("first_token_time") - pl.col("ts")).dt.total_microseconds() / 1e6
+    span = _div((pl.col("end_time") - pl.col("ts")).dt.total_microseconds().cast(pl.Float64), 1e6)
+    first = _div((pl.col("first_token_time") - pl.col("ts")).dt.total_microseconds().cast(pl.Float64), 1e6)
     return out.with_columns(
         e2e_s=pl.coalesce(pl.col("e2e_s").cast(pl.Float64), span),
         ttft_s=pl.coalesce(pl.col("ttft_s").cast(pl.Float64), first),

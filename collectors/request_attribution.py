@@ -215,7 +215,7 @@ def build_requests(
     frame = frame.join(attributed, on=["tenant", "pod", "upstream_host"], how="left", nulls_equal=True,
                        maintain_order="left")
     # A fractional mean ITL needs two tokens; derive it only when the source gave none.
-    derived_itl = pl.when(pl.col("output_tokens") >= 2).then(
+    derived_itl = pl.when((pl.col("output_tokens") >= 2) & (pl.col("e2e_s") >= pl.col("ttft_s"))).then(
         (pl.col("e2e_s") - pl.col("ttft_s")) / (pl.col("output_tokens") - 1))
     frame = frame.with_columns(
         tenant=pl.col("_tenant"), pod=pl.col("_pod"),

@@ -25,6 +25,7 @@ from simulator.dcgm import render_dcgm
 from simulator.fleet import Fleet, Pod, build_fleet
 from simulator.kube import events_list, nodes_list, pods_list
 from simulator.load import Request
+from simulator.otlp import write_otlp
 from simulator.requests_log import select, write_jsonl
 from simulator.server import TargetServers
 from simulator.state import FleetState
@@ -210,6 +211,11 @@ class Simulation:
         """The gateway's JSONL access log of requests that ended in [start, end); returns the line count."""
         with self._lock:
             return write_jsonl(self.state, path, self._seconds(start), self._seconds(end), self._host_of)
+
+    def write_otlp_traces(self, path: str | Path, start: datetime | float, end: datetime | float) -> int:
+        """The engines' GenAI spans (OTLP JSON lines) for requests that ended in [start, end); returns the span count."""
+        with self._lock:
+            return write_otlp(self.state, path, self._seconds(start), self._seconds(end))
 
     def _host_of(self, pod_name: str) -> str | None:
         for tid, p in self._pods.items():

@@ -320,11 +320,14 @@ def test_empty_page() -> None:
     assert (page.dropped, page.warnings, page.blank_count) == ((), (), 0)
 
 
+_DUP_OF_LINE_4 = '{gpu="1",UUID="GPU-00000001",Hostname="node-0",container="",namespace="ns-1",pod="p-1"}'
+
+
 def _big_page() -> str:
     """A page big enough for the threaded parts of the vectorised reader, with every odd case."""
     out = ["# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).", "# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
     for g in range(4000):
-        mig = ',GPU_I_PROFILE="1g.10gb",GPU_I_ID="%d"' % (g % 7) if g % 5 == 0 else ""
+        mig = f',GPU_I_PROFILE="1g.10gb",GPU_I_ID="{g % 7}"' if g % 5 == 0 else ""
         out.append(
             f'DCGM_FI_DEV_GPU_UTIL{{gpu="{g % 8}",UUID="GPU-{g:08d}",Hostname="node-{g // 8}"{mig},'
             f'container="",namespace="ns-{g % 3}",pod="p-{g}"}} {g % 101}'
@@ -343,8 +346,7 @@ def _big_page() -> str:
         'odd{a="1", b="2",} 2',
         'bad{test-uuid="x"} 1',
         "...",
-        'DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-00000001",Hostname="node-0",container="",namespace="ns-1",'
-        'pod="p-1"} 9223372036854775794',
+        "DCGM_FI_DEV_GPU_UTIL" + _DUP_OF_LINE_4 + " 9223372036854775794",
         'spaced {a="1"}  3  ',
         'ex{a="1"} 1 # {trace_id="t"} 0.5',
     ]

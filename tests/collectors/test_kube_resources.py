@@ -577,3 +577,15 @@ def test_no_physical_gpu_is_ever_more_than_fully_allocated(placement: tuple[list
             per_gpu[gpu] = per_gpu.get(gpu, Fraction(0)) + Fraction(r["gpu_fraction"]) / len(shares)
     assert seen == set(truth)
     assert all(total <= 1 + 1e-9 for total in per_gpu.values()), per_gpu
+
+
+def test_under_rename_by_default_plain_gpus_stay_whole_and_shared_ones_are_replicas() -> None:
+    n = node(
+        labels={"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "time-slicing"},
+        capacity={"nvidia.com/gpu": "2", "nvidia.com/gpu.shared": "24"},
+    )
+    whole = pod("whole", limits={"nvidia.com/gpu": "1"})
+    shared = pod("shared", limits={"nvidia.com/gpu.shared": "2"})
+    rows = rows_by_pod(parse_allocations(doc_of(n, whole, shared), source="k.json", ts=TS, cluster="c").frame)
+    assert (rows["whole"]["kind"], rows["whole"]["gpu_fraction"]) == ("whole", 1.0)
+    assert (rows["shared"]["kind"], rows["shared"]["gpu_fraction"]) == ("timeslice", 0.5)
