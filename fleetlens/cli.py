@@ -50,6 +50,21 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from fleetlens.commands import ingest
+
+    return ingest(
+        config_path=args.config, data_dir=args.data_dir, gateway_logs=args.gateway_log, otlp=args.otlp,
+        events=args.events, kubernetes=args.kubernetes, at=args.at, cluster=args.cluster,
+    )
+
+
+def _cmd_rollup(args: argparse.Namespace) -> int:
+    from fleetlens.commands import rollup
+
+    return rollup(config_path=args.config, data_dir=args.data_dir, start=args.start, end=args.end)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from fleetlens.commands import demo
 
@@ -89,6 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_parse_time, default=None, help="window start (ISO 8601), with --prometheus")
     p.add_argument("--end", type=_parse_time, default=None, help="window end (ISO 8601), with --prometheus")
     p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("ingest", help="read request logs, OTLP traces, rollout events and pod/node lists")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (data_dir, cluster)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where to write the data sets")
+    p.add_argument("--gateway-log", type=Path, action="append", default=[],
+                   help="gateway access log, JSON lines (Envoy / kgateway / LLM gateway); repeatable")
+    p.add_argument("--otlp", type=Path, action="append", default=[],
+                   help="OTLP JSON traces as the Collector's file exporter writes them; repeatable")
+    p.add_argument("--events", type=Path, action="append", default=[],
+                   help="kubectl get events -A -o json output (Argo Rollouts, Flagger, Argo CD, ...); repeatable")
+    p.add_argument("--kubernetes", type=Path, default=None,
+                   help="kubectl get pods,nodes,resourcequotas -A -o json output: allocations, inventory, quotas")
+    p.add_argument("--at", type=_parse_time, default=None,
+                   help="time of the --kubernetes snapshot (default: the file's modification time)")
+    p.add_argument("--cluster", default=None, help="cluster name (default: config or 'default')")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("rollup", help="(re)build the per-minute rollups of a window from the stored data sets")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (data_dir)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the data sets are")
+    p.add_argument("--start", type=_parse_time, required=True, help="window start (ISO 8601)")
+    p.add_argument("--end", type=_parse_time, required=True, help="window end (ISO 8601)")
+    p.set_defaults(func=_cmd_rollup)
 
     p = sub.add_parser("demo", help="simulate a fleet, collect some simulated minutes, show what was written")
     p.add_argument("--data-dir", default="demo-data", help="where to write the data sets")

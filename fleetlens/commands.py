@@ -254,3 +254,48 @@ def _cell(v: object) -> str:
     if isinstance(v, float):
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
     return str(v)
+
+
+def _data_dir(cfg: Config | None, data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return Path(data_dir)
+    if cfg is not None:
+        return Path(cfg.data_dir)
+    raise ConfigError("data_dir", "no data directory: pass --data-dir or set data_dir in the config")
+
+
+def ingest(*, config_path: Path | None, data_dir: Path | None, gateway_logs: list[Path], otlp: list[Path],
+           events: list[Path], kubernetes: Path | None, at: datetime | None, cluster: str | None) -> int:
+    """``fleetlens ingest``: file-borne streams into data sets; every bad line is listed, good ones kept."""
+    from fleetlens.ingest import IngestReport, ingest_events, ingest_kubernetes, ingest_requests, read_json
+
+    cfg = _load(config_path)
+    root = _data_dir(cfg, data_dir)
+    if not (gateway_logs or otlp or events or kubernetes):
+        raise ConfigError("ingest", "nothing to ingest: give --gateway-log, --otlp, --events or --kubernetes")
+    report = IngestReport()
+    pods = doc = None
+    if kubernetes is not None:
+        doc = read_json(kubernetes)
+        ts = at or datetime.fromtimestamp(kubernetes.stat().st_mtime, UTC)
+        pods = ingest_kubernetes(root, doc, source=str(kubernetes), ts=ts,
+                                 cluster=cluster or (cfg.cluster if cfg else "default"), report=report)
+    if events:
+        ingest_events(root, events, pods=pods, pods_doc=doc, report=report)
+    if gateway_logs or otlp:
+        ingest_requests(root, gateway_logs, otlp, pods=pods, report=report)
+    _print_ingest(report, root)
+    return 0
+
+
+def _print_ingest(report: object, root: Path) -> None:
+    rows = report.rows  # type: ignore[attr-defined]
+    problems = report.problems  # type: ignore[attr-defined]
+    table = Table("data set", "rows written", title=f"written under {root}")
+    for name, n in sorted(rows.items()):
+        table.add_row(name, str(n))
+    _console.print(table)
+    for p in problems[:50]:
+        print(f"skipped {p}", file=sys.stderr)
+    if len(problems) > 50:
+        print(f"... and {len(problems) - 50} more skipped lines/items", file=sys.stderr)

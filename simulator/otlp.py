@@ -36,7 +36,7 @@ def _attrs(pairs: Iterable[tuple[str, dict[str, Any] | None]]) -> list[dict[str,
 
 
 def _nanos(iso: str) -> int:
-    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - _EPOCH) // timedelta(microseconds=1) * 1000
+    return (datetime.fromisoformat(iso) - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def span(state: FleetState, r: Request) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from analytics.errors import InputError
 from analytics.schema import REQUESTS
+from collectors.gateway_logs import ALIASES as GATEWAY_ALIASES
 from collectors.gateway_logs import fetch_gateway_log, parse_gateway_log
 from collectors.kube_pods import parse_pod_list
 from simulator import Simulation, default_fleet_spec
@@ -233,6 +234,12 @@ def test_any_list_of_valid_requests_round_trips_to_the_same_rows(reqs: list[dict
         for key, value in want.items():
             assert row[key] == value or (value is None and row[key] is None) or (
                 isinstance(value, float) and math.isclose(row[key], value, rel_tol=0, abs_tol=0)), key
+
+
+def test_every_accepted_key_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "request-logs.md").read_text()
+    keys = {a.key if isinstance(a.key, str) else ".".join(a.key) for a in GATEWAY_ALIASES}
+    assert not {k for k in keys if f"`{k}`" not in doc}
 
 
 def test_rows_are_conformed_requests_and_empty_input_is_empty() -> None:

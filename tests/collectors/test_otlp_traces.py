@@ -41,7 +41,7 @@ def both_streams(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame
 
 
 def test_the_simulators_spans_are_exactly_the_requests_an_engine_served(both_streams) -> None:
-    gateway, otlp, lines = both_streams
+    _, otlp, lines = both_streams
     served = {x["request_id"] for x in lines if x["response_flags"] in COUNTED_FLAGS}
     assert set(otlp.get_column("request_id")) == served
     assert len(served) < len(lines)  # some were shed by the gateway and have no span

@@ -1,0 +1,107 @@
+"""Wiring for the file-borne streams: request logs, OTLP traces, rollout events, pod/node lists -> data sets.
+
+Each ``ingest_*`` reads its files through the collectors, writes the rows to the store and records
+every bad line or item (source and line) in an ``IngestReport``: the good rows are always kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from analytics.errors import InputError
+from analytics.schema import ALLOCATIONS, DEPLOYMENTS, ENGINE_SAMPLES, INVENTORY, QUOTAS, REQUESTS, Dataset
+from collectors.gateway_logs import fetch_gateway_log
+from collectors.k8s_events import build_workload_index, parse_k8s_events, parse_pod_warmup
+from collectors.kube_pods import PodIndex, parse_pod_list
+from collectors.kube_quotas import parse_quotas
+from collectors.kube_resources import parse_allocations, parse_inventory, parse_nodes
+from collectors.otlp_traces import fetch_otlp_traces
+from collectors.store import read_dataset, write_dataset
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Rows written per data set and every problem met (``source:line: reason``), none fatal."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    lines_read: int = 0
+
+    def write(self, root: Path, ds: Dataset, frame: pl.DataFrame) -> None:
+        """Write ``frame`` (if it has rows) and count them."""
+        if frame.height:
+            write_dataset(root, ds, frame)
+            self.rows[ds.name] = self.rows.get(ds.name, 0) + frame.height
+
+    def problem(self, source: str, where: object, reason: str) -> None:
+        """Record one bad line or item."""
+        self.problems.append(f"{source}:{where}: {reason}")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON document from a file, with a typed error naming the file and line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(str(path), None, f"cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), exc.lineno, f"not JSON: {exc.msg}") from exc
+
+
+def ingest_kubernetes(root: Path, doc: Mapping[str, Any], *, source: str, ts: datetime, cluster: str,
+                      report: IngestReport) -> PodIndex:
+    """A ``kubectl get pods,nodes -A -o json`` snapshot -> allocations, inventory, quotas; returns the pods."""
+    nodes = parse_nodes(doc, source=source)
+    allocations = parse_allocations(doc, source=source, ts=ts, cluster=cluster, nodes=nodes)
+    report.problems += map(str, allocations.issues)
+    report.write(root, ALLOCATIONS, allocations.frame)
+    report.write(root, INVENTORY, parse_inventory(doc, source=source, ts=ts, cluster=cluster))
+    quotas = parse_quotas(doc, source=source, ts=ts, cluster=cluster)
+    report.problems += map(str, quotas.issues)
+    report.write(root, QUOTAS, quotas.frame)
+    pods = parse_pod_list(_only(doc, "Pod"), source=source)
+    report.problems += map(str, pods.issues)
+    return pods
+
+
+def _only(doc: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The items of one kind from a mixed ``kind: List``."""
+    items = [i for i in doc.get("items", []) if not isinstance(i, Mapping) or i.get("kind", kind) == kind]
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def pod_models(root: Path) -> dict[tuple[str, str], str]:
+    """(namespace, pod) -> model, as the engines report it in ``engine_samples``."""
+    frame = read_dataset(root, ENGINE_SAMPLES).select("tenant", "pod", "model").unique().collect()
+    return {(t, p): m for t, p, m in frame.iter_rows() if t and p and m}
+
+
+def ingest_events(root: Path, paths: Iterable[Path], *, pods: PodIndex | None, pods_doc: Mapping[str, Any] | None,
+                  report: IngestReport) -> None:
+    """``kubectl get events -A -o json`` files (and pod readiness) -> deployments."""
+    workloads = build_workload_index(pods, pod_models(root)) if pods is not None else None
+    batches = [parse_k8s_events(read_json(p), source=str(p), workloads=workloads) for p in paths]
+    if pods_doc is not None and workloads is not None:
+        batches.append(parse_pod_warmup(pods_doc, source="pods", workloads=workloads))
+    for batch in batches:
+        report.problems += map(str, batch.issues)
+        report.write(root, DEPLOYMENTS, batch.deployments)
+
+
+def ingest_requests(root: Path, gateway_logs: Sequence[Path], otlp_files: Sequence[Path], *,
+                    pods: PodIndex | None, report: IngestReport) -> None:
+    """Gateway access logs (JSONL) and OTLP JSON trace files -> requests."""
+    batches = [fetch_gateway_log(p, pods=pods) for p in gateway_logs]
+    batches += [fetch_otlp_traces(p, pods=pods) for p in otlp_files]
+    for batch in batches:
+        report.lines_read += batch.total_lines
+        for bad in batch.bad_lines:
+            report.problem(bad.source, bad.line, bad.reason)
+        report.write(root, REQUESTS, batch.requests)
