@@ -18,8 +18,8 @@ from analytics.errors import ConfigError
 from collectors.collect import ScrapeBatch
 from collectors.exposition import parse_text
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
-from collectors.targets import Target
 from fleetlens.config import Config, load_config
+from fleetlens.demo import write_sim_files
 from fleetlens.pipeline import (
     CollectSummary,
     collect_rounds,
@@ -109,21 +109,12 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
             where = "/".join(x for x in (t.labels.get("namespace"), t.labels.get("pod")) if x)
             print(f"{t.job.value:8} {t.url}  {where}  {t.labels.get('model_version', '')}".rstrip(), flush=True)
         if files_dir is not None:
-            _write_sim_files(sim, files_dir)
+            write_sim_files(sim, files_dir, sim.spec.start, sim.now)
         print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops", flush=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
     return 0
-
-
-def _write_sim_files(sim: object, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    start = sim.spec.start  # type: ignore[attr-defined]
-    end = sim.now  # type: ignore[attr-defined]
-    sim.write_request_log(folder / "requests.jsonl", start, end)  # type: ignore[attr-defined]
-    sim.write_events(folder / "events.json")  # type: ignore[attr-defined]
-    sim.write_kubernetes(folder / "kubernetes.json")  # type: ignore[attr-defined]
 
 
 def _progress() -> Progress:
@@ -205,8 +196,9 @@ def _print_summary(summary: CollectSummary, root: Path) -> None:
 
 
 def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None) -> int:
-    """``fleetlens demo``: simulate, scrape it over HTTP for ``minutes`` simulated minutes, show the data sets."""
-    from simulator import Simulation, build_fleet_spec
+    """``fleetlens demo``: simulate, collect every stream for ``minutes`` simulated minutes, show the data sets."""
+    from fleetlens.demo import run_demo
+    from simulator import build_fleet_spec
 
     cfg = _load(config_path)
     overrides: dict[str, object] = dict(cfg.simulator or {}) if cfg is not None else {}
@@ -214,28 +206,19 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
     spec = build_fleet_spec(overrides)
     interval_s = cfg.collect.interval_s if cfg is not None else 15.0
     rounds = max(1, int(minutes * 60 / interval_s))
-    with Simulation(spec, manual=True) as sim:
-
-        def targets() -> list[Target]:
-            sim.sync()  # pods come and go (the canary appears mid-run): rediscover every round
-            return sim.targets()
-
-        _console.print(f"simulated fleet: {len(targets())} /metrics targets on 127.0.0.1, seed {spec.seed}, "
-                       f"tenants {', '.join(spec.tenants)}")
-        with _progress() as progress:
-            task = progress.add_task(f"collecting {minutes:g} simulated minutes", total=rounds)
-            summary = collect_rounds(
-                targets, root=data_dir, rounds=rounds, interval_s=interval_s, clock=sim.clock.now,
-                sleep=sim.clock.advance, cluster=spec.cluster,
-                after_round=lambda _i, _b: progress.advance(task),
-            )
-        _write_sim_files(sim, data_dir / "raw")
-    _print_summary(summary, data_dir)
+    _console.print(f"simulated fleet: seed {spec.seed}, cluster {spec.cluster}, tenants {', '.join(spec.tenants)}; "
+                   f"scraping its /metrics endpoints on 127.0.0.1 every {interval_s:g} simulated s")
+    with _progress() as progress:
+        task = progress.add_task(f"collecting {minutes:g} simulated minutes", total=rounds)
+        result = run_demo(spec, root=data_dir, minutes=minutes, interval_s=interval_s,
+                          on_round=lambda _i: progress.advance(task))
+    _print_summary(result.collect, data_dir)
+    _print_ingest(result.ingest, data_dir)
     for title, frame in (("data sets", summarise_store(data_dir)),
                          ("tenants x models (engine_samples)", summarise_models(data_dir)),
                          ("GPUs per tenant (gpu_samples; empty tenant = idle)", summarise_gpus(data_dir))):
         _print_frame(title, frame)
-    _console.print(f"raw request log, rollout events and pod/node lists: {data_dir / 'raw'}")
+    _console.print(f"raw request log, OTLP traces, rollout events and pod/node lists: {result.raw_dir}")
     return 0
 
 
