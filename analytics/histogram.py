@@ -39,14 +39,9 @@ HIST_DTYPE = pl.List(pl.Struct({BUCKET: pl.Int32, COUNT: pl.Int64}))
 
 def bucket_of(values: pl.Expr) -> pl.Expr:
     """The bucket index of each value (null for null or NaN)."""
-    clamped = values.clip(upper_bound=MAX_VALUE)
-    index = (clamped.log() / LN_GAMMA).ceil()
-    return (
-        pl.when(values.is_nan()).then(None)
-        .when(values < MIN_VALUE).then(pl.lit(ZERO_BUCKET))
-        .otherwise(index)
-        .cast(pl.Int32)
-    )
+    v = values.fill_nan(None)
+    index = (v.clip(MIN_VALUE, MAX_VALUE).log() / LN_GAMMA).ceil().cast(pl.Int32)
+    return pl.when(v >= MIN_VALUE).then(index).otherwise(pl.when(v.is_not_null()).then(pl.lit(ZERO_BUCKET, pl.Int32)))
 
 
 def representative(buckets: pl.Expr) -> pl.Expr:

@@ -334,6 +334,21 @@ QUOTAS = Dataset(
     key=("ts", "cluster", "tenant", "source", "name", "resource"),
 )
 
+# Rollups (analytics/rollup.py). One row is tenant x model x model_version x the minute [ts, ts+60s);
+# only whole minutes inside the requested window are written, and a minute's row is complete (every
+# column computed from all raw data of that minute), so rewriting it replaces it on ROLLUPS.key.
+# - requests/errors/tokens: from requests by arrival ts (errors: status error or timeout); 0, not null,
+#   when the key has rows of another stream in that minute.
+# - <lat>_p50/p95/p99_s: exact, linear interpolation between order statistics (DuckDB quantile_cont).
+# - <lat>_hist: mergeable log-bucket histogram (analytics/histogram.py: 1% relative accuracy),
+#   List(Struct(bucket Int32, count Int64)) sorted by bucket; merge minutes for any window.
+# - engine_<lat>_pNN_s: PromQL histogram_quantile(q, sum by (le) (increase(x_bucket[1m]))) at ts+60s.
+# - gpu_allocated_s: allocations' gpu_fraction x seconds held; gpu_busy_s: utilisation x allocated
+#   share (MIG: gr_engine_active); energy_j: device counter increase prorated by share. Rows with a
+#   null tenant hold the unheld share of a device's energy; a null model is a pod with no engine metrics.
+_HIST = pl.List(pl.Struct({"bucket": I32, "count": I64}))
+_LAT = ("ttft", "itl", "e2e", "queue")
+_PCT = ("p50", "p95", "p99")
 ROLLUPS = Dataset(
     name="rollups",
     columns={
@@ -345,24 +360,15 @@ ROLLUPS = Dataset(
         "errors": I64,
         "prompt_tokens": I64,
         "output_tokens": I64,
-        "ttft_p50_s": F64,
-        "ttft_p95_s": F64,
-        "ttft_p99_s": F64,
-        "itl_p50_s": F64,
-        "itl_p95_s": F64,
-        "itl_p99_s": F64,
-        "e2e_p50_s": F64,
-        "e2e_p95_s": F64,
-        "e2e_p99_s": F64,
-        "queue_p50_s": F64,
-        "queue_p95_s": F64,
-        "queue_p99_s": F64,
+        **{f"{m}_{p}_s": F64 for m in _LAT for p in _PCT},
+        **{f"{m}_hist": _HIST for m in _LAT},
+        **{f"engine_{m}_{p}_s": F64 for m in _LAT for p in _PCT},
         "gpu_allocated_s": F64,
         "gpu_busy_s": F64,
         "energy_j": F64,
         "kv_cache_peak_ratio": F64,
     },
-    required=("ts", "tenant", "model"),
+    required=("ts",),
     key=("ts", "tenant", "model", "model_version"),
 )
 

@@ -20,15 +20,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+import numpy as np
+import polars as pl
 
-from analytics.rollup import COUNTS, LATENCIES, QUANTILES, build_rollups  # noqa: E402
-from analytics.schema import REQUESTS, conform  # noqa: E402
+from analytics.rollup import COUNTS, LATENCIES, QUANTILES, build_rollups
+from analytics.schema import REQUESTS, conform
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -96,7 +97,7 @@ def run_duckdb(frame: pl.DataFrame) -> tuple[float, pl.DataFrame]:
         GROUP BY ALL
     """
     t0 = time.perf_counter()
-    res = con.execute(sql).arrow()
+    res = con.sql(sql).to_arrow_table()
     elapsed = time.perf_counter() - t0
     out = pl.from_arrow(res)
     assert isinstance(out, pl.DataFrame)
@@ -150,10 +151,14 @@ def measure(name: str, rows: int, seed: int) -> tuple[float, float, pl.DataFrame
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(name, rows, seed, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"{name} exited with {proc.exitcode} before reporting") from None
     proc.join()
-    if proc.exitcode:
-        raise RuntimeError(f"{name} exited with {proc.exitcode}")
     return result
 
 

@@ -9,6 +9,7 @@ skips it (with the reason) otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -20,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,8 +208,9 @@ def start_prometheus(series: Sequence[Series], workdir: Path) -> Server:
         # The samples are old (fixed, seeded dates): keep every block instead of deleting it at start.
         "--storage.tsdb.retention.time=100y",
     ], workdir, f"http://127.0.0.1:{port}")
-    _wait(server, f"{server.url}/-/ready", "ready")
-    _check_loaded(server, series)
+    with _stopped_on_error(server):
+        _wait(server, f"{server.url}/-/ready", "ready")
+        _check_loaded(server, series)
     return server
 
 
@@ -221,16 +223,27 @@ def start_victoria(series: Sequence[Series], workdir: Path) -> Server:
         vm, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir / 'data'}",
         "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=ERROR",
     ], workdir, f"http://127.0.0.1:{port}")
-    _wait(server, f"{server.url}/health", "healthy")
-    body = prometheus_text(series).encode()
-    req = urllib.request.Request(f"{server.url}/api/v1/import/prometheus", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        if r.status // 100 != 2:
-            raise RuntimeError(f"VictoriaMetrics import answered {r.status}")
-    with urllib.request.urlopen(f"{server.url}/internal/force_flush", timeout=30):
-        pass
-    _check_loaded(server, series)
+    with _stopped_on_error(server):
+        _wait(server, f"{server.url}/health", "healthy")
+        body = prometheus_text(series).encode()
+        req = urllib.request.Request(f"{server.url}/api/v1/import/prometheus", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            if r.status // 100 != 2:
+                raise RuntimeError(f"VictoriaMetrics import answered {r.status}")
+        with urllib.request.urlopen(f"{server.url}/internal/force_flush", timeout=30):
+            pass
+        _check_loaded(server, series)
     return server
+
+
+@contextlib.contextmanager
+def _stopped_on_error(server: Server) -> Iterator[None]:
+    """A server whose start-up fails is stopped here: its caller never gets it to stop later."""
+    try:
+        yield
+    except BaseException:
+        server.stop()
+        raise
 
 
 def _check_loaded(server: Server, series: Sequence[Series]) -> None:

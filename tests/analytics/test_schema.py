@@ -191,6 +191,9 @@ def _values(ds: Dataset, col: str) -> st.SearchStrategy:
         base = st.floats(allow_nan=True, allow_infinity=True)
     elif dtype == pl.Boolean:
         base = st.booleans()
+    elif dtype == pl.List(pl.Struct({"bucket": pl.Int32, "count": pl.Int64})):  # rollup histograms
+        pair = st.fixed_dictionaries({"bucket": st.integers(-(2**31), 2**31 - 1), "count": st.integers(0, 2**40)})
+        base = st.lists(pair, max_size=4)
     else:  # a new dtype in schema.py needs a strategy here
         raise AssertionError(f"no strategy for {ds.name}.{col}: {dtype}")
     return base if col in ds.required else st.none() | base
