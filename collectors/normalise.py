@@ -111,6 +111,14 @@ def summary(family: str, metric: HistMetric, *, scale: float = 1.0) -> list[Rule
     ]
 
 
+def _replica(df: pl.DataFrame, names: tuple[str, ...]) -> pl.Expr:
+    """The replica key: the present labels of ``names`` joined with "/" (null when none is present)."""
+    parts = [label(df, n) for n in names]
+    if not parts:
+        return pl.lit(None, dtype=pl.Utf8)
+    return pl.concat_str(parts, separator="/", ignore_nulls=True).replace("", None)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSpec:
     """How one inference server's samples map: rules and which labels give model, version, replica."""
@@ -119,7 +127,7 @@ class EngineSpec:
     rules: tuple[Rule, ...]
     model: tuple[str, ...]
     version: tuple[str, ...]
-    replica: tuple[str, ...] = ()
+    replica: tuple[str, ...] = ()  # the present ones joined with "/": they together tell copies apart
     # Labels whose every value is a copy of the same state (SGLang TP/PP/EP ranks): take rank 0.
     ranks: tuple[str, ...] = ()
 
@@ -203,7 +211,7 @@ def parse_engine(wide: pl.DataFrame, spec: EngineSpec, *, tenant: pl.Expr | None
         pl.lit(str(spec.engine)).alias("engine"),
         label(df, *spec.model).alias("model"),
         label(df, *spec.version).alias("model_version"),
-        label(df, *spec.replica).alias("replica"),
+        _replica(df, spec.replica).alias("replica"),
         pl.col("__kind__"), pl.col("__target__"), pl.col("__prio__"),
         (pl.col(VALUE) * pl.col("__scale__")).alias("value"),
         (parse_le(df, "le") * pl.col("__le_scale__")).alias("le"),

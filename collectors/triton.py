@@ -1,7 +1,10 @@
 """Triton Inference Server /metrics into engine frames (and, on request, its nv_gpu_* series into gpu_samples).
 
-Labels: ``model``, ``version`` (-> model_version, before the pod's revision target label),
-``gpu_uuid`` (-> replica: a model spread over two GPUs reports two series). Units: the cumulative
+Labels: ``model``; ``version`` is the model-repository version, not the deployment's: the pod's
+revision (target label ``model_version`` / template hash) is the model_version, as for every other
+engine, so Triton rows join requests and rollout events; ``version`` is the fallback when the pod's
+revision is unknown. Replica = ``version/gpu_uuid`` (a pod may serve two repository versions at once,
+and a model spread over two GPUs reports two series). Units: the cumulative
 ``*_duration_us`` counters and ``*_summary_us`` summaries become seconds, the
 ``nv_inference_first_response_histogram_ms`` bounds and sum become seconds.
 
@@ -59,8 +62,8 @@ SPEC = EngineSpec(
     engine=Engine.TRITON,
     rules=RULES,
     model=("model",),
-    version=("version", "model_version", "rollouts_pod_template_hash", "pod_template_hash"),
-    replica=("gpu_uuid",),
+    version=("model_version", "rollouts_pod_template_hash", "pod_template_hash", "version"),
+    replica=("version", "gpu_uuid"),
 )
 
 # nv_gpu_* gauges (labelled gpu_uuid only) -> gpu_samples column, with the unit factor.

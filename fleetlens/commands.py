@@ -25,6 +25,7 @@ from fleetlens.pipeline import (
     collect_rounds,
     summarise_gpus,
     summarise_models,
+    summarise_rollups,
     summarise_store,
     write_normalised,
 )
@@ -198,6 +199,7 @@ def _print_summary(summary: CollectSummary, root: Path) -> None:
 def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None) -> int:
     """``fleetlens demo``: simulate, collect every stream for ``minutes`` simulated minutes, show the data sets."""
     from fleetlens.demo import run_demo
+    from fleetlens.pipeline import build_and_write_rollups
     from simulator import build_fleet_spec
 
     cfg = _load(config_path)
@@ -214,9 +216,11 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
                           on_round=lambda _i: progress.advance(task))
     _print_summary(result.collect, data_dir)
     _print_ingest(result.ingest, data_dir)
+    rollups = build_and_write_rollups(data_dir, start=result.start, end=result.end)
     for title, frame in (("data sets", summarise_store(data_dir)),
                          ("tenants x models (engine_samples)", summarise_models(data_dir)),
-                         ("GPUs per tenant (gpu_samples; empty tenant = idle)", summarise_gpus(data_dir))):
+                         ("GPUs per tenant (gpu_samples; empty tenant = idle)", summarise_gpus(data_dir)),
+                         ("rollups: tenant x model x version", summarise_rollups(rollups))):
         _print_frame(title, frame)
     _console.print(f"raw request log, OTLP traces, rollout events and pod/node lists: {result.raw_dir}")
     return 0
@@ -282,3 +286,17 @@ def _print_ingest(report: object, root: Path) -> None:
         print(f"skipped {p}", file=sys.stderr)
     if len(problems) > 50:
         print(f"... and {len(problems) - 50} more skipped lines/items", file=sys.stderr)
+
+
+def rollup(*, config_path: Path | None, data_dir: Path | None, start: datetime, end: datetime) -> int:
+    """``fleetlens rollup``: rebuild the per-minute rollups of ``[start, end)`` from the stored data sets."""
+    from fleetlens.pipeline import build_and_write_rollups
+
+    if start >= end:
+        raise ConfigError("--start", f"window start {start.isoformat()} is not before its end {end.isoformat()}")
+    root = _data_dir(_load(config_path), data_dir)
+    rollups = build_and_write_rollups(root, start=start, end=end)
+    minutes = rollups.get_column("ts").n_unique() if rollups.height else 0
+    _console.print(f"{rollups.height} rollup rows over {minutes} whole minute(s) written under {root}")
+    _print_frame("per tenant x model x version", summarise_rollups(rollups))
+    return 0

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from analytics.schema import DATASETS, ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, SCRAPES, Dataset
+from analytics.rollup import build_rollups
+from analytics.schema import (
+    ALLOCATIONS,
+    DATASETS,
+    DEPLOYMENTS,
+    ENGINE_HIST,
+    ENGINE_SAMPLES,
+    GPU_SAMPLES,
+    REQUESTS,
+    ROLLUPS,
+    SCRAPES,
+    Dataset,
+)
+from analytics.timeline import build_version_timeline
 from collectors.collect import ScrapeBatch, run_rounds
 from collectors.normalise import Normalised, concat
 from collectors.store import read_dataset, write_dataset
@@ -142,4 +155,49 @@ def summarise_gpus(root: Path) -> pl.DataFrame:
         )
         .sort("tenant", nulls_last=True)
         .collect()
+    )
+
+
+# Samples before the window feed its first minute's increases and as-of joins (rollup.py, join.py).
+ROLLUP_LOOKBACK = timedelta(minutes=10)
+
+
+def build_and_write_rollups(root: Path, *, start: datetime, end: datetime) -> pl.DataFrame:
+    """Rebuild the rollups of every whole minute in ``[start, end)`` from the stored data sets and store them.
+
+    Re-running over an overlapping window rewrites the same minutes (the store merges on the key).
+    """
+    lo, hi = start - ROLLUP_LOOKBACK, end + ROLLUP_LOOKBACK
+
+    def window(ds: Dataset) -> pl.DataFrame:
+        return read_dataset(root, ds, start=lo, end=hi).collect()
+
+    deployments = read_dataset(root, DEPLOYMENTS, end=hi).collect()
+    rollups = build_rollups(
+        requests=window(REQUESTS), engine_samples=window(ENGINE_SAMPLES), engine_hist=window(ENGINE_HIST),
+        gpu_samples=window(GPU_SAMPLES), allocations=read_dataset(root, ALLOCATIONS, end=hi).collect(),
+        timeline=build_version_timeline(deployments) if deployments.height else None,
+        start=start, end=end,
+    )
+    if rollups.height:
+        write_dataset(root, ROLLUPS, rollups)
+    return rollups
+
+
+def summarise_rollups(rollups: pl.DataFrame) -> pl.DataFrame:
+    """One row per tenant x model x version of a rollup frame: requests, errors, tokens, p95 TTFT, GPU-hours."""
+    if rollups.is_empty():
+        return pl.DataFrame()
+    return (
+        rollups.filter(pl.col("model").is_not_null())
+        .group_by("tenant", "model", "model_version")
+        .agg(
+            pl.col("requests").sum(),
+            pl.col("errors").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("ttft_p95_s").median().alias("median_minute_ttft_p95_s"),
+            (pl.col("gpu_allocated_s").sum() / 3600).alias("gpu_hours"),
+            (pl.col("energy_j").sum() / 3.6e6).alias("energy_kwh"),
+        )
+        .sort("tenant", "model", "model_version")
     )

@@ -16,7 +16,8 @@ GPU0 = "GPU-aaaaaaaa-0000-0000-0000-000000000000"
 
 def test_upstream_counter_sample_converts_microseconds() -> None:
     row = parse_triton(read_page("upstream/triton/metrics.md.counter-sample.txt", labels=TARGET)).engine.row(0, named=True)
-    assert (row["model"], row["model_version"], row["engine"]) == ("my_model", "1", "triton")
+    assert (row["model"], row["model_version"], row["engine"]) == ("my_model", "rev-2", "triton")
+    assert row["replica"] == "1"  # Triton's repository version, no gpu_uuid on this sample
     assert row["requests_success_total"] == 161.0
     assert row["queue_duration_s_total"] == pytest.approx(0.01111)
 
@@ -56,14 +57,21 @@ def test_without_a_target_namespace_tritons_own_is_not_taken() -> None:
 
 def test_one_row_per_gpu_with_failures_summed_over_reasons() -> None:
     engine = parse_triton(read_page(PAGE, labels=TARGET)).engine
-    assert engine["replica"].to_list() == [GPU0, "GPU-bbbbbbbb-0000-0000-0000-000000000000"]
-    assert engine["model_version"].unique().to_list() == ["3"]  # Triton's version beats the target's
+    assert engine["replica"].to_list() == [f"3/{GPU0}", "3/GPU-bbbbbbbb-0000-0000-0000-000000000000"]
+    # The pod's revision is the version (it joins requests and rollout events); Triton's is in the replica.
+    assert engine["model_version"].unique().to_list() == ["rev-2"]
     assert engine["requests_failure_total"].to_list() == [3.0, 3.0]
     assert engine["requests_success_total"].to_list() == [100.0, 60.0]
     assert engine["inference_count_total"].to_list() == [400.0, 240.0]
     assert engine["request_duration_s_total"].to_list() == pytest.approx([25.0, 18.0])
     assert engine["compute_infer_duration_s_total"].to_list() == pytest.approx([20.0, 15.0])
     assert engine["requests_waiting"].to_list() == [5.0, 2.0]
+
+
+def test_without_the_pods_revision_tritons_version_is_the_model_version() -> None:
+    labels = {k: v for k, v in TARGET.items() if k != "model_version"}
+    engine = parse_triton(read_page(PAGE, labels=labels)).engine
+    assert engine["model_version"].unique().to_list() == ["3"]
 
 
 def test_gpu_gauges_only_on_request() -> None:

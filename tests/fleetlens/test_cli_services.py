@@ -70,9 +70,8 @@ def test_collect_scrapes_configured_targets_and_attributes_them_from_the_pod_lis
         path.write_text(yaml.safe_dump(config))
         assert main(["collect", "--config", str(path), "--rounds", "2"]) == 0
     engine = read_dataset(tmp_path / "data", ENGINE_SAMPLES).collect()
-    # Triton's own `version` label wins over the pod's template hash (DESIGN.md, joining).
-    want = {(t.labels["namespace"], t.labels["pod"], t.labels["model_version"] if t.job.value == "vllm" else "1")
-            for t in engines}
+    # The pod's revision is every engine's model_version (Triton's repository version goes to replica).
+    want = {(t.labels["namespace"], t.labels["pod"], t.labels["model_version"]) for t in engines}
     got = set(engine.select("tenant", "pod", "model_version").unique().iter_rows())
     assert got == want
     assert set(engine.get_column("cluster").unique()) == {"lab"}

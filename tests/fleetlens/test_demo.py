@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from analytics.schema import ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, SCRAPES
+from analytics.schema import (
+    ALLOCATIONS,
+    DEPLOYMENTS,
+    ENGINE_HIST,
+    ENGINE_SAMPLES,
+    GPU_SAMPLES,
+    INVENTORY,
+    REQUESTS,
+    ROLLUPS,
+    SCRAPES,
+)
 from collectors.store import read_dataset
 from fleetlens.cli import main
 from simulator import default_fleet_spec
@@ -85,3 +97,58 @@ def test_the_demo_writes_the_raw_files_the_next_stage_ingests(demo_dir: Path) ->
     assert (raw / "requests.jsonl").stat().st_size > 0
     assert (raw / "events.json").stat().st_size > 0
     assert (raw / "kubernetes.json").stat().st_size > 0
+
+
+def _window(root: Path) -> tuple:
+    rollups = read_dataset(root, ROLLUPS).collect()
+    return rollups.get_column("ts").min(), rollups.get_column("ts").max() + timedelta(minutes=1)
+
+
+def test_the_demo_writes_every_stream_for_every_tenant_and_model(demo_dir: Path) -> None:
+    spec = default_fleet_spec()
+    want = {(m.tenant, m.name) for m in spec.models}
+    requests = read_dataset(demo_dir, REQUESTS).collect()
+    assert set(requests.select("tenant", "model").unique().iter_rows()) == want
+    rollups = read_dataset(demo_dir, ROLLUPS).collect().filter(pl.col("model").is_not_null())
+    assert set(rollups.select("tenant", "model").unique().iter_rows()) == want
+    assert {t for t, _ in want} <= set(read_dataset(demo_dir, ALLOCATIONS).collect().get_column("tenant"))
+    inventory = read_dataset(demo_dir, INVENTORY).collect()
+    assert set(inventory.get_column("node")) == {n.name for n in spec.nodes}
+    deployments = read_dataset(demo_dir, DEPLOYMENTS).collect()
+    assert spec.canary is not None
+    warmup = pl.col("action").is_in(["warmup_started", "warmup_done"])
+    assert set(deployments.filter(~warmup).get_column("model")) == {spec.canary.model}
+    assert set(deployments.filter(warmup).select("tenant", "model").unique().iter_rows()) == want
+
+
+def test_the_rollups_carry_the_canary_version_next_to_the_baseline(demo_dir: Path) -> None:
+    spec = default_fleet_spec()
+    assert spec.canary is not None
+    rollups = read_dataset(demo_dir, ROLLUPS).collect().filter(pl.col("model") == spec.canary.model)
+    served = rollups.filter(pl.col("requests") > 0).get_column("model_version").unique()
+    assert served.len() == 2
+    engine_versions = read_dataset(demo_dir, ENGINE_SAMPLES).collect().filter(
+        pl.col("model") == spec.canary.model).get_column("model_version").unique()
+    assert set(served) == set(engine_versions)
+
+
+def test_rollup_totals_reconcile_with_the_raw_requests(demo_dir: Path) -> None:
+    lo, hi = _window(demo_dir)
+    raw = read_dataset(demo_dir, REQUESTS, start=lo, end=hi).collect()
+    rollups = read_dataset(demo_dir, ROLLUPS).collect()
+    assert rollups.get_column("requests").sum() == raw.height > 0
+    assert rollups.get_column("output_tokens").sum() == raw.get_column("output_tokens").sum()
+    assert rollups.get_column("prompt_tokens").sum() == raw.get_column("prompt_tokens").sum()
+    assert rollups.get_column("errors").sum() == raw.filter(pl.col("status") != "ok").height
+
+
+def test_rerunning_the_rollup_over_an_overlapping_window_adds_no_rows(demo_dir: Path) -> None:
+    before = read_dataset(demo_dir, ROLLUPS).collect()
+    lo, hi = _window(demo_dir)
+    assert main(["rollup", "--data-dir", str(demo_dir), "--start", (lo + timedelta(minutes=2)).isoformat(),
+                 "--end", hi.isoformat()]) == 0
+    after = read_dataset(demo_dir, ROLLUPS).collect()
+    key = list(ROLLUPS.key)
+    assert after.height == before.height
+    assert after.select(key).is_duplicated().sum() == 0
+    assert_frame_equal(after.sort(key, nulls_last=True), before.sort(key, nulls_last=True))
