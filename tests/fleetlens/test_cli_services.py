@@ -114,3 +114,33 @@ def test_bad_config_is_an_error_naming_the_key(tmp_path: Path, capsys: pytest.Ca
     command = ["demo", "--minutes", "0.1", "--data-dir", str(tmp_path / "d")] if "simulator" in bad else ["collect"]
     assert main([*command, "--config", str(path)]) == 2
     assert key in capsys.readouterr().err
+
+
+def test_ingest_reads_every_file_stream_and_names_each_bad_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from analytics.schema import ALLOCATIONS, DEPLOYMENTS, INVENTORY, REQUESTS
+    from fleetlens.demo import write_sim_files
+
+    spec = build_fleet_spec({})
+    assert spec.canary is not None
+    with Simulation(spec, manual=True) as sim:
+        sim.advance_to(spec.canary.start_s + 120)
+        write_sim_files(sim, tmp_path / "raw", spec.start, sim.now)
+    log = tmp_path / "raw" / "requests.jsonl"
+    good = sum(1 for _ in log.open())
+    with log.open("a") as f:
+        f.write('{"start_time": "not a time"\n')
+    assert main(["ingest", "--data-dir", str(tmp_path / "data"), "--gateway-log", str(log),
+                 "--otlp", str(tmp_path / "raw" / "traces.jsonl"), "--events", str(tmp_path / "raw" / "events.json"),
+                 "--kubernetes", str(tmp_path / "raw" / "kubernetes.json"),
+                 "--at", (spec.start + timedelta(minutes=7)).isoformat()]) == 0
+    err = capsys.readouterr().err
+    assert f"{log}:{good + 1}:" in err
+    requests = read_dataset(tmp_path / "data", REQUESTS).collect()
+    assert requests.height == good  # OTLP spans of the same requests merge into their gateway rows by id
+    assert read_dataset(tmp_path / "data", ALLOCATIONS).collect().height > 0
+    assert read_dataset(tmp_path / "data", INVENTORY).collect().height == len(spec.nodes)
+    actions = set(read_dataset(tmp_path / "data", DEPLOYMENTS).collect().get_column("action"))
+    assert {"started", "weight"} <= actions or {"started", "step"} <= actions
