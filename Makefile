@@ -12,6 +12,7 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/parse.py
+	.venv/bin/python bench/rollup.py --rows 10000000
 
 lint: setup
 	.venv/bin/ruff check .

@@ -21,7 +21,6 @@ sampled in the minute by any pod of the version. GPU-seconds and energy: :func:`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -29,6 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from analytics import _rollup_kernels as kernels
 from analytics import histogram as hist
 from analytics.join import (
     PodGroups,
@@ -60,9 +60,9 @@ def minute_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 def rollup_requests(requests: pl.DataFrame | pl.LazyFrame, *, start: datetime, end: datetime) -> pl.DataFrame:
     """The request columns of the rollups (counts, tokens, exact quantiles, histograms) per key and minute.
 
-    Rows are sorted by an integer group id once; each latency is then sorted within its group (a
-    cheap slice sort), and the exact quantiles and the sparse histograms are read off the sorted
-    values with array arithmetic, so one pass serves both.
+    Groups are numbered once and the rows counting-sorted by group; then one compiled pass per
+    latency sorts each group's values, reads the exact quantiles and counts the histogram buckets
+    (:mod:`analytics._rollup_kernels`).
     """
     lo, hi = minute_bounds(start, end)
     lat = [f"{m}_s" for m in LATENCIES]
@@ -71,94 +71,59 @@ def rollup_requests(requests: pl.DataFrame | pl.LazyFrame, *, start: datetime, e
         .filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
         .select(
             pl.col("ts").dt.truncate("1m"), *KEY,
-            pl.col("status").is_in(ERROR_STATUSES).fill_null(False).alias("__err__"),
-            "prompt_tokens", "output_tokens",
-            *(pl.col(c).cast(pl.Float64).fill_nan(None) for c in lat),
+            pl.col("status").is_in(ERROR_STATUSES).fill_null(False).cast(pl.Int64).alias("__err__"),
+            *(pl.col(c).fill_null(0).cast(pl.Int64) for c in ("prompt_tokens", "output_tokens")),
+            *(pl.col(c).cast(pl.Float64) for c in lat),  # null -> NaN below; the kernels skip NaN
         )
         .collect()
     )
     if df.is_empty():
         return _empty_requests()
-    # Sort only the numeric columns (moving the strings is the expensive part); each group's key
-    # strings are fetched from its first row afterwards.
-    num = (
-        df.select("__err__", "prompt_tokens", "output_tokens", *lat)
-        .with_columns(_group_id(df), pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row__"))
-        .sort("__gid__")
-    )
-    grouped = num.group_by("__gid__", maintain_order=True).agg(
-        pl.col("__row__").first(),
-        pl.len().cast(pl.Int64).alias("requests"),
-        pl.col("__err__").sum().cast(pl.Int64).alias("errors"),
-        pl.col("prompt_tokens").sum().cast(pl.Int64),
-        pl.col("output_tokens").sum().cast(pl.Int64),
-        *(pl.col(c).drop_nulls().sort() for c in lat),
-    )
-    keys = df.select("ts", *KEY)[grouped.get_column("__row__")]
-    cols: list[pl.Series] = []
+    gid, first = _group_rows(df)
+    groups = first.size
+    # Number the groups in output order (ts, key) so that the rows come out sorted.
+    order = df.select("ts", *KEY)[first].select(pl.arg_sort_by(["ts", *KEY], nulls_last=True)).to_series().to_numpy()
+    rank = np.empty(groups, dtype=np.int64)
+    rank[order] = np.arange(groups)
+    gid, first = rank[gid], first[order]
+    offsets, perm = kernels.order_by_group(gid, groups)
+    keys = df.select("ts", *KEY)[first]
+    cols: list[pl.Series] = [pl.Series("requests", np.diff(offsets), pl.Int64)]
+    cols += [
+        pl.Series(out, kernels.sum_by_group(gid, groups, df.get_column(c).to_numpy()), pl.Int64)
+        for c, out in (("__err__", "errors"), ("prompt_tokens", "prompt_tokens"), ("output_tokens", "output_tokens"))
+    ]
+    qs = np.asarray(QUANTILES, dtype=np.float64)
     for name in LATENCIES:
-        offsets, values = _flat(grouped.get_column(f"{name}_s"))
-        cols += [pl.Series(_qcol(name, q), _sorted_quantile(offsets, values, q), pl.Float64, nan_to_null=True) for q in QUANTILES]
-        cols.append(_sorted_histograms(offsets, values, f"{name}_hist"))
-    return pl.concat([keys, grouped.select(*COUNTS)], how="horizontal").with_columns(cols)
+        values = df.get_column(f"{name}_s").to_numpy()
+        quant, list_offsets, buckets, counts = kernels.latency_stats(values, perm, offsets, qs)
+        cols += [pl.Series(_qcol(name, q), quant[:, i], pl.Float64, nan_to_null=True) for i, q in enumerate(QUANTILES)]
+        cols.append(_histogram_series(f"{name}_hist", list_offsets, buckets, counts))
+    return keys.with_columns(cols)
 
 
-def _group_id(df: pl.DataFrame) -> pl.Series:
-    """A unique Int64 per (minute, tenant, model, model_version), cheap to sort by."""
-    minute = (pl.col("ts").dt.epoch("ms") // 60_000).cast(pl.Int64)
-    codes = df.select(
-        (minute - minute.min()).alias("ts"),
-        *(pl.col(c).cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).add(1).alias(c) for c in KEY),
-    )
-    widths = [int(codes.get_column(c).max() or 0) + 1 for c in ("ts", *KEY)]  # type: ignore[arg-type]
-    if math.prod(widths) >= 2**62:
-        # Categorical codes index a process-wide pool: re-number densely before they can overflow.
-        codes = codes.with_columns(pl.col(c).rank("dense").cast(pl.Int64) for c in KEY)
-        widths = [widths[0], *(int(codes.get_column(c).max() or 0) + 1 for c in KEY)]  # type: ignore[arg-type]
-    gid = codes.get_column("ts")
-    for c, width in zip(KEY, widths[1:], strict=True):
-        gid = gid * width + codes.get_column(c)
-    return gid.alias("__gid__")
+def _group_rows(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(group id per row, first row of each group) for (minute, tenant, model, model_version).
+
+    Hashing the key strings is far cheaper than dictionary-encoding them, but two strings may share
+    a hash: if a column has fewer distinct hashes than distinct values (null included), its exact
+    but slower categorical codes stand in for its hashes.
+    """
+    minute = df.get_column("ts").to_physical().to_numpy().view(np.uint64)
+    codes = []
+    for c in KEY:
+        col = df.get_column(c)
+        hashed = col.hash()
+        if hashed.n_unique() != col.n_unique():
+            hashed = col.cast(pl.Categorical).to_physical().cast(pl.UInt64).fill_null(2**64 - 1)
+        codes.append(hashed.to_numpy())
+    return kernels.group_rows(minute, *codes)
 
 
-def _flat(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (len n+1) and flat values of a List(Float64) column without nulls inside."""
-    arr = lists.rechunk().to_arrow()
-    arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
-    offsets = np.asarray(arr.offsets, dtype=np.int64)
-    values = np.asarray(arr.values, dtype=np.float64)[offsets[0]:offsets[-1]]
-    return offsets - offsets[0], values
-
-
-def _sorted_quantile(offsets: np.ndarray, values: np.ndarray, q: float) -> np.ndarray:
-    """Linear-interpolation quantile of each sorted segment; NaN (then null) for an empty one."""
-    n = np.diff(offsets)
-    out = np.full(n.size, np.nan)
-    ok = n > 0
-    pos = q * (n[ok] - 1).astype(np.float64)
-    lo = np.floor(pos)
-    base = offsets[:-1][ok]
-    v_lo = values[base + lo.astype(np.int64)]
-    v_hi = values[base + np.ceil(pos).astype(np.int64)]
-    out[ok] = v_lo + (pos - lo) * (v_hi - v_lo)
-    return out
-
-
-def _sorted_histograms(offsets: np.ndarray, values: np.ndarray, name: str) -> pl.Series:
-    """The sparse histogram of each sorted segment: buckets are runs, since buckets rise with values."""
-    buckets = pl.select(hist.bucket_of(pl.lit(pl.Series(values)))).to_series().to_numpy()
-    new_run = np.empty(buckets.size, dtype=bool)
-    if buckets.size:
-        new_run[0] = True
-        np.not_equal(buckets[1:], buckets[:-1], out=new_run[1:])
-    new_run[offsets[1:-1][offsets[1:-1] < buckets.size]] = True  # every segment starts a run
-    starts = np.flatnonzero(new_run)
-    counts = np.diff(np.append(starts, buckets.size))
-    list_offsets = np.searchsorted(starts, offsets).astype(np.int64)  # segment i's runs: [o[i], o[i+1])
-    structs = pa.StructArray.from_arrays(
-        [pa.array(buckets[starts], type=pa.int32()), pa.array(counts, type=pa.int64())], names=[hist.BUCKET, hist.COUNT]
-    )
-    lists = pa.LargeListArray.from_arrays(pa.array(list_offsets, type=pa.int64()), structs)
+def _histogram_series(name: str, list_offsets: np.ndarray, buckets: np.ndarray, counts: np.ndarray) -> pl.Series:
+    """The sparse histograms as a List(Struct(bucket, count)) column, built from the kernel's flat arrays."""
+    structs = pa.StructArray.from_arrays([pa.array(buckets), pa.array(counts)], names=[hist.BUCKET, hist.COUNT])
+    lists = pa.LargeListArray.from_arrays(pa.array(list_offsets), structs)
     return pl.Series(name, lists).cast(hist.HIST_DTYPE)
 
 
@@ -216,15 +181,24 @@ def build_rollups(
     parts.append(_kv_peak(engine_samples, lo, hi))
     gpu_samples = fill_holders_from_allocations(gpu_samples, allocations) if gpu_samples is not None else None
     parts.append(compute_gpu_use(gpu_samples, allocations, pod_models(engine_samples, pod_groups), lo=lo, hi=hi))
-    keys = pl.concat([p.select(pl.col("ts").cast(TS), *(pl.col(c).cast(pl.Utf8) for c in KEY)) for p in parts]).unique()
-    out = keys
-    for part in parts:
-        out = out.join(part.with_columns(pl.col("ts").cast(TS)), on=by, how="left", nulls_equal=True)
-    out = out.with_columns(
+    # Join only the parts with rows (with requests alone, as in the benchmark, there is nothing to
+    # join); the columns of the empty ones are added as nulls.
+    parts = [p.with_columns(pl.col("ts").cast(TS), *(pl.col(c).cast(pl.Utf8) for c in KEY)) for p in parts]
+    present = [p for p in parts if not p.is_empty()] or parts[:1]
+    out = present[0] if len(present) == 1 else pl.concat([p.select(by) for p in present]).unique()
+    for part in present if len(present) > 1 else []:
+        out = out.join(part, on=by, how="left", nulls_equal=True)
+    out = conform(out.select(c for c in out.columns if c in ROLLUPS.columns), ROLLUPS, fill_missing=True).with_columns(
         *(pl.col(c).fill_null(0) for c in COUNTS),
         *(pl.col(f"{m}_hist").fill_null(pl.lit(pl.Series([[]], dtype=hist.HIST_DTYPE))) for m in LATENCIES),
     )
-    return conform(out.select(list(ROLLUPS.columns)), ROLLUPS).sort(by, nulls_last=True)
+    return _sorted(out, by)
+
+
+def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """``frame`` sorted by ``by`` (nulls last), without moving the list columns if it already is."""
+    order = frame.select(pl.arg_sort_by(by, nulls_last=True)).to_series()
+    return frame if order.equals(pl.int_range(frame.height, dtype=order.dtype, eager=True)) else frame[order]
 
 
 def rollup_engine_hist(engine_hist: pl.DataFrame | None, lo: datetime, hi: datetime) -> pl.DataFrame:

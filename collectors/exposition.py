@@ -10,7 +10,7 @@
 - ``__labels__`` (List(Struct(name: Utf8, value: Utf8))): the labels in text order, unescaped.
 
 ``ParsedPage.wide()`` gives the same samples as a wide sample frame (``collectors/samples.py``).
-The work is split: ``_exposition_fast`` handles well-formed lines in polars, ``_exposition_slow``
+The work is split: ``_exposition_match``/``_exposition_fast`` handle well-formed lines in polars, ``_exposition_slow``
 reads the rest line by line and names the fault of every bad line.
 """
 
@@ -26,7 +26,9 @@ import numpy as np
 import polars as pl
 
 from analytics.errors import ExpositionError
-from collectors import _exposition_fast as fast
+from collectors._exposition_build import build
+from collectors._exposition_fast import fast_stage
+from collectors._exposition_match import after_eof, split_and_match, split_only
 from collectors._exposition_slow import METRIC_NAME_RE, LineError, Pairs, parse_sample, unescape_help
 from collectors.samples import META_COLUMNS
 
@@ -145,7 +147,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     """Read exposition text (0.0.4 or OpenMetrics, detected); strict mode raises ExpositionError."""
     data, errors = _utf8(text)
     small = len(data) < 1 << 16 and data.count(b"\n") < SMALL_PAGE_LINES
-    matched = fast.split_only(data) if small else fast.split_and_match(data)
+    matched = split_only(data) if small else split_and_match(data)
     lines, cand, others = matched.lines, matched.cand, matched.others
     warnings: list[Dropped] = []
     decls: dict[str, _Decl] = {}
@@ -170,8 +172,8 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         else:
             sample_lines.append((line_no, line))
     if eof_line is not None:
-        errors.extend(Dropped(*d) for d in fast.after_eof(lines, cand, eof_line))
-    part = fast.fast_stage(matched, om, eof_line)
+        errors.extend(Dropped(*d) for d in after_eof(lines, cand, eof_line))
+    part = fast_stage(matched, om, eof_line)
     slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
     exemplars: list[Exemplar] = []
     sample_lines.extend(part.rejected)
@@ -192,7 +194,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         for name, d in decls.items()
     }
     types_of = {name: d.type for name, d in decls.items() if d.type is not None}
-    built = fast.build(lines, part, slow, types_of)
+    built = build(lines, part, slow, types_of)
     for name in built.family_types:
         if name not in families:
             families[name] = Family(name, MetricType(built.family_types[name]))

@@ -10,7 +10,6 @@ from both ends).
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -19,10 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from analytics.errors import CollectorError
 from analytics.schema import RequestSource, RequestStatus
 from collectors.kube_pods import PodIndex
-from collectors.request_attribution import CANONICAL, BadLine, RequestBatch, build_requests
+from collectors.request_attribution import CANONICAL, BadLine, RequestBatch, build_requests, read_log_bytes
 
 SPAN_KIND_CLIENT = 3
 _KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
@@ -306,12 +304,6 @@ def fetch_otlp_traces(
     strict: bool = False, source: str | None = None,
 ) -> RequestBatch:
     """Read an OTLP JSON trace file (plain or gzip) and parse it."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-    except (OSError, EOFError) as exc:
-        raise CollectorError(f"{p}: cannot read the trace file: {exc}") from exc
-    return parse_otlp_traces(data, source=source or str(p), pods=pods, default_tenant=default_tenant,
+    data = read_log_bytes(path, "trace file")
+    return parse_otlp_traces(data, source=source or str(path), pods=pods, default_tenant=default_tenant,
                              strict=strict)

@@ -9,13 +9,15 @@ names, and splits good rows (conformed to ``REQUESTS``) from bad ones (each a ``
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import polars as pl
 
-from analytics.errors import InputError
+from analytics.errors import CollectorError, InputError
 from analytics.schema import REQUESTS, TS, RequestSource, RequestStatus, Variant, conform
 from collectors.kube_pods import Pod, PodIndex
 from collectors.targets import ip_of
@@ -246,3 +248,13 @@ def canonical_frame(columns: Mapping[str, object]) -> pl.DataFrame:
     return pl.DataFrame(
         {c: columns.get(c, [None] * n) for c in CANONICAL}, schema=CANONICAL, strict=False
     )
+
+
+def read_log_bytes(path: str | Path, what: str) -> bytes:
+    """A log file's bytes, gunzipped when it is gzip; ``what`` names it in the error."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise CollectorError(f"{p}: cannot read the {what}: {exc}") from exc

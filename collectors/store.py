@@ -27,46 +27,49 @@ tenants are written and the rejected rows are counted per tenant in the ``WriteR
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
-import re
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from analytics.errors import NameValidationError, StoreError
 from analytics.names import validate_tenant
 from analytics.schema import NO_TENANT, Dataset, conform, empty
+from collectors._store_files import (
+    LOCK_NAME,
+    PART_RE,
+    TMP_PREFIX,
+    Partition,
+    atomic_write,
+    check_file_schema,
+    fsync_dir,
+    locked,
+    may_overlap,
+    num_rows,
+    partition,
+    partition_from_dir,
+    read_part,
+)
+
+__all__ = [
+    "LOCK_NAME",
+    "PART_ROWS",
+    "TMP_PREFIX",
+    "Partition",
+    "PartitionWrite",
+    "RejectedRows",
+    "WriteReport",
+    "list_partitions",
+    "read_dataset",
+    "write_dataset",
+]
 
 # Part size that bounds the cost of one write: appends rewrite at most one part of this many rows.
 PART_ROWS = 250_000
-TMP_PREFIX = ".tmp-"
-LOCK_NAME = ".lock"
-_PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 _SUPPORTED_PARTITIONS = ("tenant", "date")
-# Key-value metadata stored in each part: lets a writer skip parts whose ts range cannot overlap.
-_TS_MIN, _TS_MAX = b"fleetlens.ts_min_ms", b"fleetlens.ts_max_ms"
 _TENANT_COL, _DATE_COL = "__store_tenant__", "__store_date__"
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    """One partition directory: its tenant directory value (``_none`` for no tenant) and date."""
-
-    dataset: str
-    path: Path
-    tenant: str | None = None  # None when the data set is not partitioned by tenant
-    date: dt.date | None = None  # None when the data set is not partitioned by date
-
-    def files(self) -> list[Path]:
-        """The part files, in part-number order (temp and lock files excluded)."""
-        return _part_files(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ def write_dataset(root: str | Path, ds: Dataset, frame: pl.DataFrame, *, strict:
     written = []
     for values in sorted(groups, key=lambda v: tuple(str(x) for x in v)):
         named = dict(zip(keys, values, strict=True))
-        part = _partition(root, ds, named.get(_TENANT_COL), named.get(_DATE_COL))
+        part = partition(root, ds, named.get(_TENANT_COL), named.get(_DATE_COL))
         written.append(_write_partition(part, groups[values], ds))
     return WriteReport(ds.name, tuple(written), rejected, dropped)
 
@@ -162,7 +165,7 @@ def read_dataset(
     if not files:
         return empty(ds).lazy()
     for path in files:
-        _check_file_schema(path, ds)
+        check_file_schema(path, ds)
     lf = pl.scan_parquet(
         files, schema=ds.schema, hive_partitioning=False, missing_columns="insert", extra_columns="ignore"
     )
@@ -181,7 +184,7 @@ def list_partitions(root: str | Path, ds: Dataset) -> list[Partition]:
 
     def walk(path: Path, level: int, values: dict[str, str]) -> None:
         if level == len(ds.partition_by):
-            part = _partition_from_dir(ds, path, values)
+            part = partition_from_dir(ds, path, values)
             if part.files():
                 found.append(part)
             return
@@ -246,70 +249,39 @@ def _valid_tenant(ds: Dataset, tenant: str) -> str:
         raise NameValidationError(f"{ds.name}: {exc}") from exc
 
 
-def _partition(root: str | Path, ds: Dataset, tenant: str | None, date: dt.date | None) -> Partition:
-    path = Path(root) / ds.name
-    for col in ds.partition_by:
-        # Callers pass a tenant / date for exactly the levels the data set declares.
-        path = path / (f"tenant={tenant}" if col == "tenant" else f"date={date}")
-    return Partition(ds.name, path, tenant, date)
-
-
-def _partition_from_dir(ds: Dataset, path: Path, values: dict[str, str]) -> Partition:
-    tenant = values.get("tenant")
-    if tenant is not None and tenant != NO_TENANT:
-        try:
-            validate_tenant(tenant)
-        except NameValidationError as exc:
-            raise StoreError(f"{path}: bad tenant partition: {exc}") from exc
-    date = None
-    if "date" in values:
-        try:
-            date = dt.date.fromisoformat(values["date"])
-        except ValueError as exc:
-            raise StoreError(f"{path}: bad date partition {values['date']!r}") from exc
-    return Partition(ds.name, path, tenant, date)
-
-
-def _part_files(path: Path) -> list[Path]:
-    if not path.is_dir():
-        return []
-    parts = [(int(m.group(1)), p) for p in path.iterdir() if (m := _PART_RE.match(p.name))]
-    return [p for _, p in sorted(parts)]
-
-
 def _write_partition(part: Partition, batch: pl.DataFrame, ds: Dataset) -> PartitionWrite:
     """Upsert ``batch`` (unique on key, all of one partition) into ``part`` under its lock."""
     key = list(ds.key)
     part.path.mkdir(parents=True, exist_ok=True)
-    with _locked(part.path):
+    with locked(part.path):
         for stale in part.path.glob(f"{TMP_PREFIX}*"):
             stale.unlink(missing_ok=True)  # left by a killed writer: we hold the lock, so not in use
         files = part.files()
         for path in files:
-            _check_file_schema(path, ds)  # a foreign part with other dtypes would break the key joins
+            check_file_schema(path, ds)  # a foreign part with other dtypes would break the key joins
         remaining, updates = batch, {}
         for path in files:
-            if remaining.is_empty() or not _may_overlap(path, remaining, ds):
+            if remaining.is_empty() or not may_overlap(path, remaining, ds):
                 continue
-            hits = remaining.join(_read(path, key), on=key, how="semi", nulls_equal=True)
+            hits = remaining.join(read_part(path, key), on=key, how="semi", nulls_equal=True)
             if hits.height:
                 updates[path] = hits
                 remaining = remaining.join(hits.select(key), on=key, how="anti", nulls_equal=True)
         replaced = sum(h.height for h in updates.values())
         if remaining.height:
             last = files[-1] if files else None
-            if last is not None and _num_rows(last) + remaining.height <= PART_ROWS:
+            if last is not None and num_rows(last) + remaining.height <= PART_ROWS:
                 updates[last] = pl.concat([updates[last], remaining]) if last in updates else remaining
             else:
-                n = int(_PART_RE.match(last.name).group(1)) + 1 if last else 0  # type: ignore[union-attr]
+                n = int(PART_RE.match(last.name).group(1)) + 1 if last else 0  # type: ignore[union-attr]
                 for i, chunk in enumerate(remaining.iter_slices(PART_ROWS)):
                     updates[part.path / f"part-{n + i}.parquet"] = chunk
         for path, rows in updates.items():
             if path.exists():
-                old = _as_schema(_read(path), ds)
+                old = _as_schema(read_part(path), ds)
                 rows = pl.concat([old.join(rows.select(key), on=key, how="anti", nulls_equal=True), rows])
-            _atomic_write(path, rows)
-        _fsync_dir(part.path)
+            atomic_write(path, rows, _encode)
+        fsync_dir(part.path)
     return PartitionWrite(part, batch.height, replaced, len(updates))
 
 
@@ -320,89 +292,9 @@ def _as_schema(df: pl.DataFrame, ds: Dataset) -> pl.DataFrame:
     )
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path / LOCK_NAME, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _read(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(path, columns=columns, hive_partitioning=False)
-    except Exception as exc:  # polars/arrow raise several kinds for a damaged file
-        raise StoreError(f"{path}: cannot read part file: {exc}") from exc
-
-
-def _num_rows(path: Path) -> int:
-    try:
-        return pq.read_metadata(path).num_rows
-    except Exception as exc:
-        raise StoreError(f"{path}: cannot read part file metadata: {exc}") from exc
-
-
-def _may_overlap(path: Path, batch: pl.DataFrame, ds: Dataset) -> bool:
-    """False only when ts is part of the key and the part's ts range is disjoint from the batch's."""
-    if "ts" not in ds.key:
-        return True  # e.g. requests: the same request id may come back with another ts
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except Exception as exc:
-        raise StoreError(f"{path}: cannot read part file metadata: {exc}") from exc
-    if _TS_MIN not in meta or _TS_MAX not in meta:
-        return True  # written by another tool: check the keys
-    ts = batch.get_column("ts").dt.epoch("ms")
-    lo, hi = ts.min(), ts.max()
-    if lo is None or hi is None:
-        return True
-    return not (hi < int(meta[_TS_MIN]) or lo > int(meta[_TS_MAX]))  # type: ignore[operator]
-
-
-def _atomic_write(path: Path, df: pl.DataFrame) -> None:
-    """Write ``df`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}")
-    meta = {}
-    if "ts" in df.columns and df.height:
-        ts = df.get_column("ts").dt.epoch("ms")
-        meta = {_TS_MIN.decode(): str(ts.min()), _TS_MAX.decode(): str(ts.max())}
-    try:
-        with open(tmp, "wb") as fh:
-            _encode(df, fh, meta)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _encode(df: pl.DataFrame, fh: BinaryIO, meta: dict[str, str]) -> None:
     """Serialise one part (a seam the crash test replaces to stop a writer mid-file)."""
     df.write_parquet(fh, compression="zstd", statistics=True, metadata=meta or None)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _check_file_schema(path: Path, ds: Dataset) -> None:
-    """Raise StoreError naming the file if it is unreadable or has a column of another dtype."""
-    try:
-        schema = pl.read_parquet_schema(path)
-    except Exception as exc:
-        raise StoreError(f"{path}: cannot read part file: {exc}") from exc
-    for col, dtype in schema.items():
-        if col in ds.columns and dtype != ds.columns[col]:
-            raise StoreError(
-                f"{path}: column {col!r} is {dtype}, data set {ds.name} declares {ds.columns[col]}"
-            )
 
 
 def _utc(value: dt.datetime | dt.date | None, what: str) -> dt.datetime | None:

@@ -10,30 +10,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import math
-import re
 import typing
-import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from analytics.errors import ConfigError, NameValidationError
-from analytics.names import validate_tenant
 from collectors.targets import Job, Target
-from fleetlens import env
+from fleetlens.config_values import TENANT_LABELS, ValueChecker, join, kind
+from fleetlens.config_yaml import read_yaml
 
-# Prometheus label names; names starting with "__" are reserved for Prometheus's own use.
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_CLUSTER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
-_SUBST = re.compile(r"\$\$\{|\$\{env:([^}]*)\}")
-# Target labels whose value is a tenant (a Kubernetes namespace), so must be an RFC 1123 label.
-TENANT_LABELS = ("namespace",)
+__all__ = [
+    "DEFAULT_CLUSTER",
+    "DEFAULT_DATA_DIR",
+    "TENANT_LABELS",
+    "YAML_KEYS",
+    "CollectConfig",
+    "Config",
+    "KubernetesConfig",
+    "PrometheusConfig",
+    "TenantConfig",
+    "field_keys",
+    "load_config",
+    "parse_config",
+]
+
 _NOT_YAML = {"yaml": False}  # dataclass field metadata: not a key of the file
 DEFAULT_CLUSTER = "default"
 DEFAULT_DATA_DIR = Path("fleetlens-data")
@@ -102,28 +104,10 @@ YAML_KEYS: Mapping[type, tuple[str, ...]] = MappingProxyType(
 )
 
 
-class _Substituted(str):
-    """A string that came from ``${env:...}``: numeric keys may parse it as a number."""
-
-    __slots__ = ()
-
-
 def load_config(path: str | Path) -> Config:
     """Read and check the YAML configuration file at ``path``."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("<file>", f"cannot read: {exc.strerror or exc}", source=str(p)) from exc
-    try:
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader), str(p))
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError("<yaml>", f"{where}{exc.problem or exc}", source=str(p)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError("<yaml>", str(exc), source=str(p)) from exc
+    raw, lines = read_yaml(p)
     return parse_config({} if raw is None else raw, source=str(p), base_dir=p.parent, _lines=lines)
 
 
@@ -149,17 +133,8 @@ def parse_config(
     )
 
 
-class _Parser:
-    """Converts one configuration mapping; every method names the dotted key it is checking."""
-
-    def __init__(self, source: str, base_dir: Path | None, lines: Mapping[str, int]) -> None:
-        self.source, self.base_dir, self.lines = source, base_dir, lines
-
-    def error(self, key: str, message: str) -> ConfigError:
-        line = self.lines.get(key)
-        return ConfigError(key or "<root>", message + (f" (line {line})" if line else ""), source=self.source)
-
-    # --- sections ---------------------------------------------------------------------------------
+class _Parser(ValueChecker):
+    """Converts one configuration mapping section by section, on top of the value checks."""
 
     def collect(self, value: Any, key: str) -> CollectConfig:
         if value is None:
@@ -233,186 +208,17 @@ class _Parser:
     def raw_mapping(self, value: Any, key: str) -> Mapping[str, Any]:
         """A section kept as a mapping for its owner to check (env substitution still applies)."""
         if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping, got {_kind(value)}")
-        return MappingProxyType(self._substitute_all(copy.deepcopy(dict(value)), key))
+            raise self.error(key, f"expected a mapping, got {kind(value)}")
+        return MappingProxyType(self.substitute_all(copy.deepcopy(dict(value)), key))
 
     # --- values -----------------------------------------------------------------------------------
-
-    def mapping(self, value: Any, key: str, allowed: Sequence[str]) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping, got {_kind(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.error(key, f"key {k!r} is not a string")
-            if k not in allowed:
-                close = difflib.get_close_matches(k, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(allowed)})"
-                raise self.error(_join(key, k), f"unknown key{hint}")
-        return dict(value)
-
-    def sequence(self, value: Any, key: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.error(key, f"expected a list, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {_kind(value)} (quote it)")
-        out = str(self.substitute(value, key))
-        if not out.strip():
-            raise self.error(key, "is empty")
-        return out
-
-    def number(self, value: Any, key: str, *, positive: bool) -> float:
-        value = self.substitute(value, key) if isinstance(value, str) else value
-        if isinstance(value, _Substituted):
-            try:
-                value = float(value)
-            except ValueError:
-                raise self.error(key, f"expected a number, the environment gave {str(value)!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value) or (positive and value <= 0):
-            raise self.error(key, f"expected a {'positive ' if positive else ''}finite number, got {value}")
-        return float(value)
-
-    def integer(self, value: Any, key: str, *, minimum: int) -> int:
-        value = self.substitute(value, key) if isinstance(value, str) else value
-        if isinstance(value, _Substituted):
-            try:
-                value = int(value)
-            except ValueError:
-                raise self.error(key, f"expected an integer, the environment gave {str(value)!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected an integer, got {_kind(value)}")
-        if value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
-        return value
-
-    def url(self, value: Any, key: str) -> str:
-        text = self.string(value, key)
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
-            raise self.error(key, f"{text!r} is not an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-        except ValueError as exc:
-            raise self.error(key, f"{text!r}: {exc}") from None
-        return text
-
-    def path(self, value: Any, key: str) -> Path:
-        return self.resolve(Path(self.string(value, key)).expanduser())
-
-    def resolve(self, path: Path) -> Path:
-        return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
-
-    def job(self, value: Any, key: str) -> Job:
-        text = self.string(value, key)
-        try:
-            return Job(text)
-        except ValueError:
-            raise self.error(key, f"{text!r} is not a job (known: {', '.join(Job)})") from None
-
-    def tenant(self, value: Any, key: str) -> str:
-        text = self.string(value, key)
-        try:
-            return validate_tenant(text)
-        except NameValidationError as exc:
-            raise self.error(key, str(exc)) from exc
-
-    def cluster(self, value: Any, key: str) -> str:
-        text = self.string(value, key)
-        if not _CLUSTER.fullmatch(text):
-            raise self.error(key, f"{text!r} is not a cluster name (letters, digits, '.', '_', '-', 1-63)")
-        return text
-
-    def labels(self, value: Any, key: str) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping of label names to values, got {_kind(value)}")
-        out: dict[str, str] = {}
-        for name, val in value.items():
-            k = _join(key, str(name))
-            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
-                raise self.error(
-                    k, f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no '__')"
-                )
-            out[name] = self.tenant(val, k) if name in TENANT_LABELS else self.string(val, k)
-        return out
-
-    # --- ${env:NAME} ------------------------------------------------------------------------------
-
-    def substitute(self, value: str, key: str) -> str:
-        """Replace every ``${env:NAME}``; the result is marked so numeric keys may parse it."""
-        found = False
-
-        def one(m: re.Match[str]) -> str:
-            nonlocal found
-            if m.group(0) == "$${":
-                return "${"
-            name = m.group(1)
-            if not env.is_valid_name(name):
-                raise self.error(key, f"${{env:{name}}}: {name!r} is not an environment variable name")
-            got = env.substitution(name)
-            if got is None:
-                raise self.error(key, f"environment variable {name} is not set")
-            found = True
-            return got
-
-        out = _SUBST.sub(one, value)
-        return _Substituted(out) if found else out
-
-    def _substitute_all(self, value: Any, key: str) -> Any:
-        if isinstance(value, str):
-            return str(self.substitute(value, key))
-        if isinstance(value, dict):
-            return {k: self._substitute_all(v, _join(key, str(k))) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._substitute_all(v, f"{key}[{i}]") for i, v in enumerate(value)]
-        return value
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _key_lines(node: yaml.Node | None, source: str) -> dict[str, int]:
-    """Dotted key -> 1-based line of every key in the document; refuses duplicate keys."""
-    lines: dict[str, int] = {}
-
-    def walk(n: yaml.Node, key: str) -> None:
-        lines.setdefault(key, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            seen: set[str] = set()
-            for k, v in n.value:
-                name = _join(key, str(k.value))
-                if k.value in seen:
-                    raise ConfigError(name, f"duplicate key (line {k.start_mark.line + 1})", source=source)
-                seen.add(k.value)
-                lines[name] = k.start_mark.line + 1
-                walk(v, name)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, f"{key}[{i}]")
-
-    if node is not None:
-        walk(node, "")
-    return lines
-
 
 def field_keys(cls: type = Config, prefix: str = "") -> list[str]:
     """Every YAML key under a config class, dotted (``collect.targets[].url``): for docs and tests."""
     out: list[str] = []
     hints = typing.get_type_hints(cls)
     for name in YAML_KEYS[cls]:
-        key = _join(prefix, name)
+        key = join(prefix, name)
         out.append(key)
         inner = _dataclass_in(hints[name])
         if inner is not None:

@@ -377,3 +377,36 @@ def test_vectorised_and_per_line_readers_agree_on_a_big_page(monkeypatch: pytest
     ttft = fast.wide(["vllm:time_to_first_token_seconds"])
     assert ttft.height == 360
     assert ttft.filter(pl.col("__name__").str.ends_with("_sum"))["__ts__"].null_count() == 0
+
+
+def _long_lines_page() -> str:
+    """Lines whose braces lie beyond the bytes the vectorised reader looks at first."""
+    pad = " " * 70
+    return "\n".join(
+        [
+            "# HELP m a help text longer than the window, with a brace { and another } " + "x" * 40,
+            "# TYPE m gauge",
+            "a" * 80 + '{x="1"} 1',
+            'm{x="2"}' + pad + "2",
+            'm{x="}{"}' + pad + "3 1700000000000",
+            'm{x="' + "v" * 90 + '"} 4',
+            "b" * 100 + " 5",
+            'm{x="6"' + pad + " 6",
+            'm{x="{7}"} 7',
+        ]
+    )
+
+
+def test_lines_longer_than_the_brace_window_read_the_same_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pages = []
+    for threshold in (0, 10**9):
+        monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", threshold)
+        pages.append(parse_text(_long_lines_page()))
+    fast, slow = pages
+    assert fast.samples.equals(slow.samples, null_equal=True)
+    assert (fast.dropped, fast.warnings) == (slow.dropped, slow.warnings)
+    assert fast.samples["__value__"].to_list() == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]
+    assert [d.line for d in fast.dropped] == [8]
+    assert fast.wide(["m"])["x"].to_list() == ["2", "}{", "v" * 90, "{7}"]

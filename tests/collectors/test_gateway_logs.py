@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from analytics.errors import InputError
 from analytics.schema import REQUESTS
-from collectors.gateway_logs import ALIASES as GATEWAY_ALIASES
+from collectors.gateway_fields import ALIASES as GATEWAY_ALIASES
 from collectors.gateway_logs import fetch_gateway_log, parse_gateway_log
 from collectors.kube_pods import parse_pod_list
 from simulator import Simulation, default_fleet_spec

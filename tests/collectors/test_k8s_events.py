@@ -15,15 +15,11 @@ import yaml
 
 from analytics.errors import InputError
 from analytics.schema import DEPLOYMENTS
-from collectors.k8s_events import (
-    EventBatch,
-    WorkloadIndex,
-    _classify_rollout,
-    build_workload_index,
-    parse_k8s_events,
-    parse_pod_warmup,
-)
+from collectors.deploy_rows import EventBatch
+from collectors.k8s_events import _classify_rollout, parse_k8s_events
 from collectors.kube_pods import parse_pod_list
+from collectors.pod_warmup import parse_pod_warmup
+from collectors.workloads import WorkloadIndex, build_workload_index
 from simulator import Simulation
 
 UP = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"

@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 
 from analytics.errors import InputError
-from collectors.kube_pods import (
-    IssueKind,
-    Pod,
-    attribute,
-    attribute_report,
-    parse_pod_list,
-)
+from collectors.kube_pods import parse_pod_list
+from collectors.pod_model import Pod
+from collectors.target_attribution import IssueKind, attribute, attribute_report
 from collectors.targets import Job, Target
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "upstream" / "kubernetes" / "core.v1.Pod.json"
@@ -275,7 +271,7 @@ def test_attribute_accepts_a_plain_sequence_of_pods() -> None:
 
 def test_attribute_logs_what_it_could_not_attribute_and_the_pod_lists_issues(caplog: pytest.LogCaptureFixture) -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"m": [8000]}), copy.deepcopy(UPSTREAM_POD))
-    with caplog.at_level("WARNING", logger="collectors.kube_pods"):
+    with caplog.at_level("WARNING", logger="collectors.target_attribution"):
         attribute([Target(Job.VLLM, "http://10.9.9.9:8000/")], pods)
     text = caplog.text
     assert "no running pod has IP 10.9.9.9" in text and "podIPValue" in text

@@ -13,7 +13,7 @@ import yaml
 
 from analytics.errors import ConfigError
 from collectors.targets import Job, Target
-from fleetlens import config as config_module
+from fleetlens import config_values as config_module
 from fleetlens import env
 from fleetlens.config import (
     YAML_KEYS,

@@ -1,0 +1,170 @@
+"""The page as bytes: line offsets, zero-copy string views of byte ranges, and interning."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+_POOL: ThreadPoolExecutor | None = None
+# Bytes read at the start and at the end of a line to find its braces (names and values are short).
+_WINDOW = 64  # one bit per byte in a uint64
+
+
+def pool() -> ThreadPoolExecutor:
+    global _POOL  # one small pool for the life of the process, made on first use
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="exposition")
+    return _POOL
+
+
+class Lines:
+    """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.arr = np.frombuffer(self.data, dtype=np.uint8)
+        nl = np.flatnonzero(self.arr == 10)
+        starts = np.concatenate(([0], nl + 1))
+        ends = np.concatenate((nl, [len(self.data)]))
+        if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
+            starts, ends = starts[:-1], ends[:-1]
+        # Drop a '\r' before the '\n' (CRLF pages).
+        cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
+        self.starts, self.ends = starts, ends - cr
+
+    def braces(self, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per line, the offset of its first ``{`` and of its last ``}`` (-1 where none or skipped).
+
+        Only a window at each end of a line is read (the name before ``{`` and the value after
+        ``}`` are short), rather than scanning the whole page for braces; a longer line that has
+        none in its window is searched in full.
+        """
+        starts, ends = self.starts, self.ends
+        # Head window from the line start: its first '{' is the line's first if it lies before the end.
+        k = _first_hit(self._gather(starts, _WINDOW) == 123)
+        first = np.where((k >= 0) & (starts + k < ends), starts + k, -1)
+        # Tail window ending at the line end: its last '}' is the line's last if it lies after the start.
+        tail = np.maximum(ends - _WINDOW, 0)
+        k = _last_hit(self._gather(tail, _WINDOW) == 125)
+        last = np.where((k >= 0) & (tail + k >= starts), tail + k, -1)
+        length = ends - starts
+        for k in np.flatnonzero(~skip & (length > _WINDOW) & (first < 0)).tolist():
+            first[k] = self.data.find(b"{", starts[k] + _WINDOW, ends[k])
+        for k in np.flatnonzero(~skip & (length > _WINDOW) & (last < 0)).tolist():
+            last[k] = self.data.rfind(b"}", starts[k], ends[k] - _WINDOW)
+        for k in np.flatnonzero(ends < _WINDOW).tolist():  # the window would run past the line end
+            last[k] = self.data.rfind(b"}", starts[k], ends[k])
+        first[skip] = last[skip] = -1
+        return first, last
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def text(self, line: int) -> str:
+        """The text of a line (1-based), without its line ending."""
+        return self.data[self.starts[line - 1] : self.ends[line - 1]].decode("utf-8")
+
+    def _gather(self, off: np.ndarray, width: int = 12) -> np.ndarray:
+        """The ``width`` bytes at each offset as an (n, width) array (zeros past the end of the page).
+
+        The page is read as overlapping ``width``-byte items (stride 1), so each gather is one copy
+        of one item per offset, with no copy of the page itself.
+        """
+        n_arr = len(self.data)
+        limit = n_arr - width
+        raw = np.empty(len(off), dtype=f"V{width}")
+        near = off > limit
+        if limit >= 0:
+            items = np.ndarray(buffer=self.data, dtype=f"V{width}", shape=(limit + 1,), strides=(1,))
+            if near.any():
+                raw[~near] = items[off[~near]]
+            else:
+                raw = items[off]
+        if near.any():
+            base = max(limit, 0)
+            tail = bytes(self.data[base:]) + bytes(2 * width)
+            items = np.ndarray(buffer=tail, dtype=f"V{width}", shape=(width + 1,), strides=(1,))
+            raw[near] = items[off[near] - base]
+        return raw.view(np.uint8).reshape(len(off), width)
+
+    def views(self, off: np.ndarray, length: np.ndarray) -> pl.Series:
+        """A polars string column of byte ranges of the page, built as Arrow string views (no copy).
+
+        A view is 16 bytes: length, then either the string itself (up to 12 bytes) or its first 4
+        bytes, a buffer index and an offset. The ranges here are cut at ASCII bytes, so each one is
+        valid UTF-8 whenever the page is.
+        """
+        n = len(off)
+        if not n:
+            return pl.Series(dtype=pl.Utf8)
+        view = np.empty((n, 4), dtype=np.uint32)
+        view[:, 0] = length
+        long = length > 12
+        if long.all():  # a long string: its 4-byte prefix, buffer 0, its offset
+            view[:, 1] = np.ascontiguousarray(self._gather(off)[:, :4]).view(np.uint32).ravel()
+            view[:, 2] = 0
+            view[:, 3] = off
+        else:  # a short string lives in the view itself, zero-padded
+            raw = self._gather(off)
+            raw *= (np.arange(12, dtype=np.uint32)[None, :] < length[:, None]) | long[:, None]
+            view.view(np.uint8).reshape(n, 16)[:, 4:16] = raw
+            if long.any():
+                view[:, 2] = np.where(long, 0, view[:, 2])
+                view[:, 3] = np.where(long, off, view[:, 3])
+        arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(view), pa.py_buffer(self.data)])
+        return pl.from_arrow(arr)  # type: ignore[return-value]
+
+
+def compact(values: pl.Series) -> pl.Series:
+    """The same strings copied into one dense buffer: views scattered over a 10 MB page are slow
+    to scan, and would keep the whole page alive."""
+    return pl.from_arrow(values.to_arrow().cast(pa.large_string())).alias(values.name)  # type: ignore[union-attr]
+
+
+def intern(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values (in order of first appearance) and, per row, the index of its value."""
+    groups = values.to_frame("v").with_row_index("r").group_by("v", maintain_order=True).agg("r")
+    ids = np.empty(len(values), dtype=np.uint32)
+    ids[groups["r"].explode().to_numpy()] = np.repeat(
+        np.arange(groups.height, dtype=np.uint32), groups["r"].list.len().to_numpy()
+    )
+    return groups["v"], ids
+
+
+def intern_runs(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """``intern`` for values that come in runs (sample names: a family's lines are together).
+
+    Only the first value of each run is hashed and grouped; the rest copy their run's index.
+    """
+    if len(values) < 2:
+        return intern(values)
+    head = values.ne_missing(values.shift(1)).to_numpy()
+    head[0] = True
+    starts = np.flatnonzero(head)
+    distinct, run_id = intern(values.gather(starts))
+    return distinct, np.repeat(run_id, np.diff(np.append(starts, len(values))))
+
+
+def _bits(hit: np.ndarray) -> np.ndarray:
+    """Each row of an (n, 64) boolean array as a uint64 whose bit i is column i."""
+    return np.packbits(hit, axis=1, bitorder="little").view("<u8").ravel()
+
+
+def _first_hit(hit: np.ndarray) -> np.ndarray:
+    """The first True column of each row of an (n, 64) boolean array, -1 where none."""
+    x = _bits(hit)
+    # The lowest set bit is a power of two, exact as a float: its exponent is the column.
+    _, e = np.frexp((x & (~x + np.uint64(1))).astype(np.float64))
+    return np.where(x > 0, e.astype(np.int64) - 1, -1)
+
+
+def _last_hit(hit: np.ndarray) -> np.ndarray:
+    """The last True column of each row of an (n, 64) boolean array, -1 where none."""
+    x = _bits(hit)
+    # The highest set bit, from each 32-bit half (exact as a float), as a float exponent.
+    _, hi = np.frexp((x >> np.uint64(32)).astype(np.float64))
+    _, lo = np.frexp((x & np.uint64(0xFFFFFFFF)).astype(np.float64))
+    return np.where(hi > 0, hi.astype(np.int64) + 31, lo.astype(np.int64) - 1)
