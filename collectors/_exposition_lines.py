@@ -9,8 +9,6 @@ import polars as pl
 import pyarrow as pa
 
 _POOL: ThreadPoolExecutor | None = None
-# Bytes read at the start and at the end of a line to find its braces (names and values are short).
-_WINDOW = 64  # one bit per byte in a uint64
 
 
 def pool() -> ThreadPoolExecutor:
@@ -23,10 +21,17 @@ def pool() -> ThreadPoolExecutor:
 class Lines:
     """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, braces: bool = False) -> None:
         self.data = data
         self.arr = np.frombuffer(self.data, dtype=np.uint8)
-        nl = np.flatnonzero(self.arr == 10)
+        if not braces:
+            nl = self._where(10)
+            self.lb = self.rb = nl[:0]
+        elif len(self.arr) > 1 << 20:
+            # Three scans of a big page at once (numpy releases the GIL).
+            nl, self.lb, self.rb = pool().map(self._where, (10, 123, 125))
+        else:
+            nl, self.lb, self.rb = (self._where(c) for c in (10, 123, 125))
         starts = np.concatenate(([0], nl + 1))
         ends = np.concatenate((nl, [len(self.data)]))
         if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
@@ -35,30 +40,9 @@ class Lines:
         cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
         self.starts, self.ends = starts, ends - cr
 
-    def braces(self, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per line, the offset of its first ``{`` and of its last ``}`` (-1 where none or skipped).
-
-        Only a window at each end of a line is read (the name before ``{`` and the value after
-        ``}`` are short), rather than scanning the whole page for braces; a longer line that has
-        none in its window is searched in full.
-        """
-        starts, ends = self.starts, self.ends
-        # Head window from the line start: its first '{' is the line's first if it lies before the end.
-        k = _first_hit(self._gather(starts, _WINDOW) == 123)
-        first = np.where((k >= 0) & (starts + k < ends), starts + k, -1)
-        # Tail window ending at the line end: its last '}' is the line's last if it lies after the start.
-        tail = np.maximum(ends - _WINDOW, 0)
-        k = _last_hit(self._gather(tail, _WINDOW) == 125)
-        last = np.where((k >= 0) & (tail + k >= starts), tail + k, -1)
-        length = ends - starts
-        for k in np.flatnonzero(~skip & (length > _WINDOW) & (first < 0)).tolist():
-            first[k] = self.data.find(b"{", starts[k] + _WINDOW, ends[k])
-        for k in np.flatnonzero(~skip & (length > _WINDOW) & (last < 0)).tolist():
-            last[k] = self.data.rfind(b"}", starts[k], ends[k] - _WINDOW)
-        for k in np.flatnonzero(ends < _WINDOW).tolist():  # the window would run past the line end
-            last[k] = self.data.rfind(b"}", starts[k], ends[k])
-        first[skip] = last[skip] = -1
-        return first, last
+    def _where(self, byte: int) -> np.ndarray:
+        """Offsets of every occurrence of ``byte``."""
+        return np.flatnonzero(self.arr == byte)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -146,25 +130,3 @@ def intern_runs(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     starts = np.flatnonzero(head)
     distinct, run_id = intern(values.gather(starts))
     return distinct, np.repeat(run_id, np.diff(np.append(starts, len(values))))
-
-
-def _bits(hit: np.ndarray) -> np.ndarray:
-    """Each row of an (n, 64) boolean array as a uint64 whose bit i is column i."""
-    return np.packbits(hit, axis=1, bitorder="little").view("<u8").ravel()
-
-
-def _first_hit(hit: np.ndarray) -> np.ndarray:
-    """The first True column of each row of an (n, 64) boolean array, -1 where none."""
-    x = _bits(hit)
-    # The lowest set bit is a power of two, exact as a float: its exponent is the column.
-    _, e = np.frexp((x & (~x + np.uint64(1))).astype(np.float64))
-    return np.where(x > 0, e.astype(np.int64) - 1, -1)
-
-
-def _last_hit(hit: np.ndarray) -> np.ndarray:
-    """The last True column of each row of an (n, 64) boolean array, -1 where none."""
-    x = _bits(hit)
-    # The highest set bit, from each 32-bit half (exact as a float), as a float exponent.
-    _, hi = np.frexp((x >> np.uint64(32)).astype(np.float64))
-    _, lo = np.frexp((x & np.uint64(0xFFFFFFFF)).astype(np.float64))
-    return np.where(hi > 0, hi.astype(np.int64) + 31, lo.astype(np.int64) - 1)

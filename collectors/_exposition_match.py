@@ -70,15 +70,19 @@ def split_and_match(data: bytes) -> Matched:
     the name before must be a valid metric name and the text after exactly ``value [timestamp]``,
     so the body between is the whole label set (its syntax is checked per distinct body later).
     """
-    lines = Lines(data)
+    lines = Lines(data, braces=True)
     arr, starts, ends = lines.arr, lines.starts, lines.ends
     n = len(lines)
     if not n:
         return Matched(lines, EMPTY_CAND, [])
+    lb, rb = lines.lb, lines.rb  # every '{' and '}'
+    i = np.searchsorted(lb, starts)
+    b = lb[np.minimum(i, max(len(lb) - 1, 0))] if len(lb) else np.zeros(n, dtype=np.int64)
+    j = np.searchsorted(rb, ends) - 1
+    e = rb[np.maximum(j, 0)] if len(rb) else np.zeros(n, dtype=np.int64)
     first = np.where(ends > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
     comment = first == 35  # '#'
-    b, e = lines.braces(comment | (ends == starts))  # first '{' and last '}' of each line
-    labelled = (b >= 0) & (e > b)
+    labelled = (i < len(lb)) & (b < ends) & (j >= 0) & (e >= starts) & (e > b) & ~comment
     number = np.arange(1, n + 1, dtype=np.uint32)
     idx = np.flatnonzero(labelled)
     body = lines.views(b[idx] + 1, e[idx] - b[idx] - 1)
@@ -98,17 +102,21 @@ def split_and_match(data: bytes) -> Matched:
     if simple.all():
         lab = lab.with_columns(pl.lit(None, pl.Utf8).alias("ts"))
     else:  # timestamps, tabs or odd spacing: take the whole suffix apart with the full pattern
+        # ``simple`` rides along as a column: the filter drops rows, so the Series would no
+        # longer line up with the frame (found by the Hypothesis test on '{}\n{}').
         lab = lab.with_columns(
             pl.when(simple)
             .then(pl.col("val"))
             .otherwise(lines.views(e[idx] + 1, ends[idx] - e[idx] - 1))
-            .alias("val")
-        ).filter(simple | pl.col("val").str.contains(SUFFIX_RE))
+            .alias("val"),
+            simple.alias("simple"),
+        ).filter(pl.col("simple") | pl.col("val").str.contains(SUFFIX_RE))
         v = pl.col("val").str.strip_chars(" \t")
+        kept = pl.col("simple")
         lab = lab.with_columns(
-            pl.when(simple).then(pl.col("val")).otherwise(v.str.extract(r"^([^ \t]+)", 1)).alias("val"),
-            pl.when(simple).then(None).otherwise(v.str.extract(r"[ \t]([^ \t]+)$", 1)).alias("ts"),
-        )
+            pl.when(kept).then(pl.col("val")).otherwise(v.str.extract(r"^([^ \t]+)", 1)).alias("val"),
+            pl.when(kept).then(None).otherwise(v.str.extract(r"[ \t]([^ \t]+)$", 1)).alias("ts"),
+        ).drop("simple")
     names, nid = intern_runs(lab["name"])
     valid = np.array([METRIC_NAME_RE.fullmatch(x) is not None for x in names.to_list()], dtype=bool)
     lab = lab.with_columns(pl.Series("nid", nid))

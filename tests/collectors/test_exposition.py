@@ -380,7 +380,7 @@ def test_vectorised_and_per_line_readers_agree_on_a_big_page(monkeypatch: pytest
 
 
 def _long_lines_page() -> str:
-    """Lines whose braces lie beyond the bytes the vectorised reader looks at first."""
+    """Long names, long label values, wide spacing and braces inside values."""
     pad = " " * 70
     return "\n".join(
         [
@@ -397,7 +397,7 @@ def _long_lines_page() -> str:
     )
 
 
-def test_lines_longer_than_the_brace_window_read_the_same_on_both_paths(
+def test_long_lines_and_braces_in_values_read_the_same_on_both_paths(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pages = []
@@ -410,3 +410,10 @@ def test_lines_longer_than_the_brace_window_read_the_same_on_both_paths(
     assert fast.samples["__value__"].to_list() == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]
     assert [d.line for d in fast.dropped] == [8]
     assert fast.wide(["m"])["x"].to_list() == ["2", "}{", "v" * 90, "{7}"]
+
+
+def test_a_page_whose_odd_suffixes_are_all_dropped_still_reads_the_rest() -> None:
+    # Every labelled line has a suffix that is neither a plain value nor value + timestamp.
+    page = parse_text('{}\n{}\nm{a="1"} x\nn 5\n')
+    assert page.samples["__name__"].to_list() == ["n"]
+    assert [d.line for d in page.dropped] == [1, 2, 3]
