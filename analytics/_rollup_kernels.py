@@ -6,12 +6,14 @@ sort per latency plus a separate bucketing pass; a per-group loop does it in one
 group's values while they sit in cache, as DuckDB's per-group quantile state does.
 
 The steps: :func:`group_rows` numbers the groups (an open-addressing hash table over the minute and
-per-column key hashes, compared in full so distinct keys never merge), :func:`order_by_group` is a
-counting sort of the rows by group (O(n)), :func:`sum_by_group` adds integer columns, and
-:func:`latency_stats` sorts each group's non-NaN values of one latency (groups are small: tens to
-thousands of values), reads the quantiles off them and counts buckets as runs, since the bucket
-index rises with the value. ``cache=True`` keeps the machine code on disk (``__pycache__``) so
-only the first process after an install pays the compilation.
+per-column key hashes, compared in full; the caller makes sure distinct keys have distinct hashes),
+:func:`order_by_group` is a counting sort of the rows by group (O(n)), :func:`sum_by_group` adds
+integer columns, and
+:func:`latency_stats` counts each group's non-NaN values of one latency into their log buckets
+(the histogram) and picks the order statistics the quantiles need from the few values of the
+bucket each rank falls in, so no group is ever comparison-sorted (O(n) per latency).
+``cache=True`` keeps the machine code on disk (``__pycache__``) so only the first process after an
+install pays the compilation (~10 s); loading it costs ~0.4 s once per process.
 """
 
 from __future__ import annotations
@@ -113,64 +115,110 @@ def sum_by_group(gid: np.ndarray, groups: int, values: np.ndarray) -> np.ndarray
     return out
 
 
+# Bucket indexes of values >= MIN_VALUE lie in [bucket(MIN_VALUE), bucket(MAX_VALUE)]; the counting
+# arrays are indexed by "slot": 0 for the zero bucket, 1 + bucket - _LO otherwise (2 of margin each
+# side, so a last-ulp difference between Python's and the kernel's log cannot index out of range).
+_LO = math.ceil(math.log(MIN_VALUE) / LN_GAMMA) - 2
+_SLOTS = math.ceil(math.log(MAX_VALUE) / LN_GAMMA) + 2 - _LO + 2
+
+
 @nb.njit(cache=True, inline="always")
-def _bucket(v: float) -> np.int32:
-    """Scalar :func:`analytics.histogram.bucket_of` (same libm ``log``, same arithmetic)."""
+def _slot(v: float) -> int:
+    """The counting slot of a non-NaN value: :func:`analytics.histogram.bucket_of` (same libm ``log``,
+    same arithmetic) shifted to a small non-negative index."""
     if v >= MIN_VALUE:
-        return np.int32(math.ceil(math.log(min(v, MAX_VALUE)) / LN_GAMMA))
-    return np.int32(ZERO_BUCKET)
+        return math.ceil(math.log(min(v, MAX_VALUE)) / LN_GAMMA) - _LO + 1
+    return 0
+
+
+def make_scratch(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Work arrays for :func:`latency_stats`: values, slots, run buckets, run counts."""
+    return np.empty(rows, np.float64), np.empty(rows, np.int32), np.empty(rows, np.int32), np.empty(rows, np.int64)
+
+
+@nb.njit(cache=True)
+def _sorted_run(vals: np.ndarray, slots: np.ndarray, bucket: int, size: int, buf: np.ndarray) -> None:
+    """Put the ``size`` values of one group that fall in ``bucket``, sorted, in ``buf[:size]``."""
+    slot = 0 if bucket == ZERO_BUCKET else bucket + 1 - _LO
+    k = 0
+    for j in range(vals.size):
+        if slots[j] == slot:
+            buf[k] = vals[j]
+            k += 1
+    buf[:size].sort()
 
 
 @nb.njit(cache=True, parallel=True)
 def latency_stats(
-    values: np.ndarray, perm: np.ndarray, offsets: np.ndarray, qs: np.ndarray
+    values: np.ndarray, perm: np.ndarray, offsets: np.ndarray, qs: np.ndarray, scratch: tuple[np.ndarray, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per group of one latency: (quantiles [groups, len(qs)], NaN if no value; histogram list
-    offsets; bucket indexes; counts). NaN values are skipped, as nulls are."""
+    offsets; bucket indexes; counts). NaN values are skipped, as nulls are. ``scratch`` is
+    :func:`make_scratch` of the row count, reused across latencies (fresh pages cost page faults).
+
+    No comparison sort of the group: the values are counted into their buckets (which rise with
+    the value), the histogram is the non-empty buckets in order, and each order statistic the
+    quantiles need is picked from the few values of the bucket its rank falls in.
+    """
     groups = offsets.size - 1
-    scratch = np.empty(perm.size, dtype=np.float64)
+    vals, slots, run_bucket, run_count = scratch
     quant = np.full((groups, qs.size), np.nan)
-    run_bucket = np.empty(perm.size, dtype=np.int32)
-    run_count = np.empty(perm.size, dtype=np.int64)
     runs = np.zeros(groups, dtype=np.int64)
-    for g in nb.prange(groups):
-        a = offsets[g]
-        k = a
-        for j in range(a, offsets[g + 1]):
-            v = values[perm[j]]
-            if not np.isnan(v):
-                scratch[k] = v
-                k += 1
-        m = k - a
-        if m == 0:
-            continue
-        seg = scratch[a:k]
-        seg.sort()
-        for t in range(qs.size):
-            # pos = q (n - 1), linear between the order statistics either side (quantile_cont)
-            pos = qs[t] * float(m - 1)
-            lo = math.floor(pos)
-            v_lo = seg[int(lo)]
-            quant[g, t] = v_lo + (pos - lo) * (seg[int(math.ceil(pos))] - v_lo)
-        r = a
-        run_bucket[r] = _bucket(seg[0])
-        run_count[r] = 1
-        for j in range(1, m):
-            b = _bucket(seg[j])
-            if b == run_bucket[r]:
-                run_count[r] += 1
-            else:
-                r += 1
-                run_bucket[r] = b
-                run_count[r] = 1
-        runs[g] = r - a + 1
+    chunks = min(groups, 64)
+    for c in nb.prange(chunks):
+        counts = np.zeros(_SLOTS, dtype=np.int64)
+        buf = np.empty(16, dtype=np.float64)
+        for g in range(groups * c // chunks, groups * (c + 1) // chunks):
+            a = offsets[g]
+            m = 0
+            lo_slot, hi_slot = _SLOTS, 0
+            for j in range(a, offsets[g + 1]):
+                v = values[perm[j]]
+                if not np.isnan(v):
+                    s = _slot(v)
+                    vals[a + m] = v
+                    slots[a + m] = s
+                    counts[s] += 1
+                    lo_slot, hi_slot = min(lo_slot, s), max(hi_slot, s)
+                    m += 1
+            if m == 0:
+                continue
+            r = a
+            for s in range(lo_slot, hi_slot + 1):
+                if counts[s]:
+                    run_bucket[r] = ZERO_BUCKET if s == 0 else s - 1 + _LO
+                    run_count[r] = counts[s]
+                    counts[s] = 0  # ready for the next group
+                    r += 1
+            runs[g] = r - a
+            gv, gs = vals[a:a + m], slots[a:a + m]
+            cur, run, before = -1, a, 0  # buf holds the sorted values of run ``cur``
+            for t in range(qs.size):
+                # pos = q (n - 1), linear between the order statistics either side (quantile_cont)
+                pos = qs[t] * float(m - 1)
+                lo = math.floor(pos)
+                v_lo = 0.0
+                for rank in (lo, math.ceil(pos)):
+                    if rank < before:  # quantiles not ascending: walk from the first run again
+                        run, before = a, 0
+                    while before + run_count[run] <= rank:
+                        before += run_count[run]
+                        run += 1
+                    if run != cur:
+                        if run_count[run] > buf.size:
+                            buf = np.empty(run_count[run], dtype=np.float64)
+                        _sorted_run(gv, gs, run_bucket[run], run_count[run], buf)
+                        cur = run
+                    if rank == lo:
+                        v_lo = buf[rank - before]
+                quant[g, t] = v_lo + (pos - lo) * (buf[rank - before] - v_lo)
     list_offsets = np.zeros(groups + 1, dtype=np.int64)
     for g in range(groups):
         list_offsets[g + 1] = list_offsets[g] + runs[g]
     buckets = np.empty(list_offsets[-1], dtype=np.int32)
-    counts = np.empty(list_offsets[-1], dtype=np.int64)
+    counts_out = np.empty(list_offsets[-1], dtype=np.int64)
     for g in nb.prange(groups):
         dst, src, c = list_offsets[g], offsets[g], runs[g]
         buckets[dst:dst + c] = run_bucket[src:src + c]
-        counts[dst:dst + c] = run_count[src:src + c]
-    return quant, list_offsets, buckets, counts
+        counts_out[dst:dst + c] = run_count[src:src + c]
+    return quant, list_offsets, buckets, counts_out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -268,3 +269,73 @@ def test_an_unallocated_gpu_gives_all_its_energy_to_no_tenant_and_no_gpu_seconds
     samples = [_gpu(T0 + k * 15 * S, energy_j_total=50.0 * k, gpu_util_ratio=0.0) for k in range(5)]
     out = build_rollups(requests=None, gpu_samples=frame(GPU_SAMPLES, samples), allocations=None, start=T0, end=T0 + M)
     assert out.select("tenant", "model", "energy_j", "gpu_allocated_s").rows() == [(None, None, 200.0, None)]
+
+
+_AWKWARD = [-1.0, -np.inf, 0.0, 5e-7, 1e-6, 0.25, 0.25, 3.0, 1e9, 5e9, np.inf, np.nan]
+
+
+def _random_requests(rng: np.random.Generator, n: int, awkward: float) -> pl.DataFrame:
+    """``n`` requests over 3 minutes and a few keys (one null), latencies mixing lognormal and awkward values."""
+    def latency() -> np.ndarray:
+        values = rng.lognormal(-1.0, 2.0, n)
+        pick = rng.random(n) < awkward
+        values[pick] = rng.choice(_AWKWARD, pick.sum())
+        return values
+
+    rows = {
+        "ts": [T0 + int(s) * S for s in rng.integers(0, 180, n)],
+        "request_id": [f"r{i}" for i in range(n)],
+        "tenant": rng.choice(["team-a", "team-b"], n).tolist(),
+        "model": "m",
+        "model_version": [None if v == "none" else v for v in rng.choice(["v1", "v2", "none"], n)],
+        "status": "ok", "prompt_tokens": 1, "output_tokens": 1,
+        **{f"{m}_s": latency() for m in ("ttft", "itl", "e2e", "queue")},
+    }
+    return conform(pl.DataFrame(rows, schema_overrides={"ts": pl.Datetime("ms", "UTC")}), REQUESTS, fill_missing=True)
+
+
+@pytest.mark.parametrize(
+    ("n", "awkward"),
+    [
+        pytest.param(3000, 0.02, id="mostly lognormal latencies with a few awkward values"),
+        pytest.param(3000, 0.9, id="mostly awkward values so buckets hold many equal and zero-bucket values"),
+        pytest.param(40, 0.3, id="groups of one or two values"),
+    ],
+)
+def test_quantiles_and_histograms_of_every_latency_equal_a_direct_computation(n: int, awkward: float) -> None:
+    requests = _random_requests(np.random.default_rng(n + int(awkward * 10)), n, awkward)
+    out = build_rollups(requests=requests, start=T0, end=T0 + 3 * M)
+    key = ["ts", "tenant", "model", "model_version"]
+    minutes = requests.with_columns(pl.col("ts").dt.truncate("1m"))
+    for m in ("ttft", "itl", "e2e", "queue"):
+        direct = hist.compute_histograms(minutes, f"{m}_s", key, name="direct").collect()
+        both = out.join(direct, on=key, how="left", nulls_equal=True)
+        assert both.get_column(f"{m}_hist").to_list() == [h or [] for h in both.get_column("direct").to_list()]
+        for (ts, tenant, _, version), group in minutes.group_by(key):
+            values = group.get_column(f"{m}_s").drop_nans().drop_nulls().to_numpy()
+            row = out.filter((pl.col("ts") == ts) & pl.col("tenant").eq_missing(tenant) & pl.col("model_version").eq_missing(version))
+            for q in (0.5, 0.95, 0.99):
+                want = _linear(values, q)
+                got = row.item(0, f"{m}_{hist.quantile_label(q)}_s")
+                assert got is None if want is None else got == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def _linear(values: np.ndarray, q: float) -> float | None:
+    """The documented quantile: linear between the order statistics at ``q (n - 1)``; None if empty or NaN."""
+    if values.size == 0:
+        return None
+    ordered = np.sort(values)
+    pos = q * (values.size - 1)
+    lo, hi = ordered[math.floor(pos)], ordered[math.ceil(pos)]
+    with np.errstate(invalid="ignore"):
+        got = float(lo + (pos - math.floor(pos)) * (hi - lo))
+    return None if math.isnan(got) else got
+
+
+def test_keys_whose_hashes_collide_are_still_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = _random_requests(np.random.default_rng(5), 500, 0.1)
+    expected = build_rollups(requests=requests, start=T0, end=T0 + 3 * M)
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series(np.zeros(len(self), dtype=np.uint64)))
+    colliding = build_rollups(requests=requests, start=T0, end=T0 + 3 * M)
+    assert expected.height > 3
+    assert colliding.equals(expected)
