@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,8 @@ from fleetlens.pipeline import (
     write_normalised,
 )
 
-_console = Console()
+# Tables of tenants x models need room: at least 120 columns, more when the terminal has them.
+_console = Console(width=max(shutil.get_terminal_size((140, 40)).columns, 120))
 _err = Console(stderr=True)
 
 
