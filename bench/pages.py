@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from simulator.stats import ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS
+
 CSV = Path(__file__).resolve().parents[1] / "tests/fixtures/upstream/dcgm-exporter/default-counters.csv"
 MODELS = (
     "meta-llama/Llama-3.1-8B-Instruct",
@@ -25,32 +27,8 @@ MODELS = (
 TENANTS = ("search", "ads-ranking", "chat-prod", "chat-canary", "batch-eval", "research")
 MIG_UNSUPPORTED = ("_UTIL",)  # *_UTIL fields do not exist on MIG slices
 
-TTFT = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1,
-    2.5,
-    5,
-    7.5,
-    10,
-    20,
-    40,
-    80,
-    160,
-    640,
-    2560,
-)
-ITL = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
-LATENCY = (0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680)
+# vLLM 0.33's default buckets, as the simulator serves them (vllm/v1/metrics/buckets.py).
+TTFT, ITL, LATENCY = TTFT_BUCKETS, ITL_BUCKETS, REQUEST_LATENCY_BUCKETS
 TOKENS = tuple(m * 10**e for e in range(5) for m in (1, 2, 5) if m * 10**e <= 32768)  # 1-2-5 to max_model_len
 ITER = tuple(2**i for i in range(15))  # 1..16384
 

@@ -45,6 +45,17 @@ class MigGpu:
         return None if p is None else Fraction(p.compute_slices, self.compute_slices)
 
 
+_A100_80GB = (
+    ("1g.10gb", 1, 1, 7),
+    ("1g.10gb+me", 1, 1, 1),
+    ("1g.20gb", 1, 2, 4),
+    ("2g.20gb", 2, 2, 3),
+    ("3g.40gb", 3, 4, 2),
+    ("4g.40gb", 4, 4, 1),
+    ("7g.80gb", 7, 8, 1),
+)
+
+
 def _gpu(key: str, compute: int, memory: int, rows: tuple[tuple[str, int, int, int], ...]) -> MigGpu:
     profiles = {name: MigProfile(name, c, m, n) for name, c, m, n in rows}
     return MigGpu(key, compute, memory, MappingProxyType(profiles))
@@ -69,35 +80,9 @@ MIG_GPUS: Mapping[str, MigGpu] = MappingProxyType(
                     ("7g.40gb", 7, 8, 1),
                 ),
             ),
-            _gpu(
-                "A100-80GB",
-                7,
-                8,
-                (
-                    ("1g.10gb", 1, 1, 7),
-                    ("1g.10gb+me", 1, 1, 1),
-                    ("1g.20gb", 1, 2, 4),
-                    ("2g.20gb", 2, 2, 3),
-                    ("3g.40gb", 3, 4, 2),
-                    ("4g.40gb", 4, 4, 1),
-                    ("7g.80gb", 7, 8, 1),
-                ),
-            ),
+            _gpu("A100-80GB", 7, 8, _A100_80GB),
             # H100 80GB has the same profile table as A100 80GB.
-            _gpu(
-                "H100-80GB",
-                7,
-                8,
-                (
-                    ("1g.10gb", 1, 1, 7),
-                    ("1g.10gb+me", 1, 1, 1),
-                    ("1g.20gb", 1, 2, 4),
-                    ("2g.20gb", 2, 2, 3),
-                    ("3g.40gb", 3, 4, 2),
-                    ("4g.40gb", 4, 4, 1),
-                    ("7g.80gb", 7, 8, 1),
-                ),
-            ),
+            _gpu("H100-80GB", 7, 8, _A100_80GB),
             _gpu(
                 "H100-94GB",
                 7,
