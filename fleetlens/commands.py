@@ -15,12 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analytics.errors import ConfigError
+from analytics.errors import ConfigError, InputError
 from collectors.collect import ScrapeBatch
 from collectors.exposition import parse_text
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
 from fleetlens.config import Config, load_config
-from fleetlens.demo import write_sim_files
 from fleetlens.pipeline import (
     CollectSummary,
     collect_rounds,
@@ -50,7 +49,7 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
     try:
         text = sys.stdin.read() if source == "<stdin>" else path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise ConfigError("file", f"cannot read: {exc.strerror}", source=source) from exc
+        raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
     page = parse_text(text, strict=strict, source=source)
     wide = page.wide()
     labels = [c for c in wide.columns if c not in META_COLUMNS]
@@ -97,6 +96,7 @@ def _json_float(v: float | None) -> float | str | None:
 def simulate(*, config_path: Path | None, seed: int | None, speed: float | None, duration_s: float | None,
              files_dir: Path | None) -> int:
     """``fleetlens simulate``: serve the simulated fleet until interrupted or ``duration_s`` passes."""
+    from fleetlens.demo import write_sim_files
     from simulator import Simulation, build_fleet_spec
 
     cfg = _load(config_path)
