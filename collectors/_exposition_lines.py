@@ -8,6 +8,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from collectors._exposition_kernel import scan
+
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -19,30 +21,17 @@ def pool() -> ThreadPoolExecutor:
 
 
 class Lines:
-    """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``)."""
+    """The page as UTF-8 bytes with each line's start and end offsets (end excludes ``\\r\\n``).
 
-    def __init__(self, data: bytes, *, braces: bool = False) -> None:
+    ``lb``/``rb``: per line, the offset of its first ``{`` and of the last ``}`` after it (-1: none).
+    """
+
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.arr = np.frombuffer(self.data, dtype=np.uint8)
-        if not braces:
-            nl = self._where(10)
-            self.lb = self.rb = nl[:0]
-        elif len(self.arr) > 1 << 20:
-            # Three scans of a big page at once (numpy releases the GIL).
-            nl, self.lb, self.rb = pool().map(self._where, (10, 123, 125))
-        else:
-            nl, self.lb, self.rb = (self._where(c) for c in (10, 123, 125))
-        starts = np.concatenate(([0], nl + 1))
-        ends = np.concatenate((nl, [len(self.data)]))
-        if len(starts) and starts[-1] == len(self.data):  # the last newline opens no new line
-            starts, ends = starts[:-1], ends[:-1]
-        # Drop a '\r' before the '\n' (CRLF pages).
-        cr = (ends > starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
-        self.starts, self.ends = starts, ends - cr
-
-    def _where(self, byte: int) -> np.ndarray:
-        """Offsets of every occurrence of ``byte``."""
-        return np.flatnonzero(self.arr == byte)
+        # One compiled pass gives the offsets and, per line, its first '{' and last '}' after it
+        # (-1: none); see ``_exposition_kernel`` for why.
+        self.starts, self.ends, self.lb, self.rb = scan(self.arr)
 
     def __len__(self) -> int:
         return len(self.starts)

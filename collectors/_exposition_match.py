@@ -1,6 +1,6 @@
 """Split the page into lines and cut well-formed sample lines into name, label-set body, value, timestamp.
 
-Every line is cut with numpy offsets on the page's bytes (no regex over the whole page). Each
+Every line is cut at byte offsets found by one compiled pass (no regex over the whole page). Each
 distinct label-set body is then parsed once (``_exposition_labels``). Lines or bodies that do not
 fit the strict shapes here are handed back to the careful per-line reader in ``_exposition_slow``,
 which either accepts them (exemplars, odd spacing) or says precisely what is wrong.
@@ -66,23 +66,19 @@ def split_and_match(data: bytes) -> Matched:
 
     Every line that is not a candidate (comments, blanks, anything odd) goes, in order, to the
     careful reader.
-    A labelled line is cut at its first ``{`` and last ``}``, found with numpy on the page's bytes:
+    A labelled line is cut at its first ``{`` and last ``}`` (``_exposition_kernel`` finds them):
     the name before must be a valid metric name and the text after exactly ``value [timestamp]``,
     so the body between is the whole label set (its syntax is checked per distinct body later).
     """
-    lines = Lines(data, braces=True)
+    lines = Lines(data)
     arr, starts, ends = lines.arr, lines.starts, lines.ends
     n = len(lines)
     if not n:
         return Matched(lines, EMPTY_CAND, [])
-    lb, rb = lines.lb, lines.rb  # every '{' and '}'
-    i = np.searchsorted(lb, starts)
-    b = lb[np.minimum(i, max(len(lb) - 1, 0))] if len(lb) else np.zeros(n, dtype=np.int64)
-    j = np.searchsorted(rb, ends) - 1
-    e = rb[np.maximum(j, 0)] if len(rb) else np.zeros(n, dtype=np.int64)
+    b, e = lines.lb, lines.rb  # per line: its first '{' and the last '}' after it, -1 for none
     first = np.where(ends > starts, arr[np.minimum(starts, len(arr) - 1)], 0)
     comment = first == 35  # '#'
-    labelled = (i < len(lb)) & (b < ends) & (j >= 0) & (e >= starts) & (e > b) & ~comment
+    labelled = (e >= 0) & ~comment
     number = np.arange(1, n + 1, dtype=np.uint32)
     idx = np.flatnonzero(labelled)
     body = lines.views(b[idx] + 1, e[idx] - b[idx] - 1)
