@@ -57,17 +57,21 @@ class Item:
         return f"{ns}/{meta['name']}" if isinstance(ns, str) and ns else meta["name"]
 
 
-def read_items(doc: Mapping[str, Any] | str, *, source: str) -> tuple[list[Item], list[ItemIssue]]:
-    """The items of a ``List``/``<Kind>List`` document; InputError if the document itself is unusable."""
+def json_document(doc: Mapping[str, Any] | str, *, source: str, expected: str) -> Mapping[str, Any]:
+    """``doc`` (JSON text or decoded) as an object; InputError naming ``source`` (and the line) otherwise."""
     if isinstance(doc, str):
         try:
             doc = json.loads(doc)
         except json.JSONDecodeError as exc:
             raise InputError(source, exc.lineno, f"not JSON: {exc.msg}") from exc
     if not isinstance(doc, Mapping):
-        raise InputError(
-            source, None, f"expected a JSON object (a Kubernetes List), got {type(doc).__name__}"
-        )
+        raise InputError(source, None, f"expected a JSON object ({expected}), got {type(doc).__name__}")
+    return doc
+
+
+def read_items(doc: Mapping[str, Any] | str, *, source: str) -> tuple[list[Item], list[ItemIssue]]:
+    """The items of a ``List``/``<Kind>List`` document; InputError if the document itself is unusable."""
+    doc = json_document(doc, source=source, expected="a Kubernetes List")
     kind = doc.get("kind")
     if not isinstance(kind, str) or not (kind == "List" or kind.endswith("List")):
         raise InputError(source, None, f"expected kind List or <Kind>List, got {kind!r}")

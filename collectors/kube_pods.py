@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from analytics.errors import InputError
-from collectors.kube_items import BadItem, str_map
+from collectors.kube_items import BadItem, json_document, str_map
 from collectors.pod_model import (
     APP_NAME,
     GROUP_LABELS,
@@ -54,18 +53,6 @@ __all__ = [
 _KEPT_LABELS = (ROLLOUT_HASH, TEMPLATE_HASH, APP_NAME, *GROUP_LABELS,
                 "leaderworkerset.sigs.k8s.io/group-index", "leaderworkerset.sigs.k8s.io/worker-index",
                 "ray.io/node-type", "ray.io/group")
-
-
-def json_document(doc: Mapping[str, Any] | str, *, source: str, expected: str) -> Mapping[str, Any]:
-    """``doc`` (JSON text or decoded) as an object; InputError naming ``source`` (and the line) otherwise."""
-    if isinstance(doc, str):
-        try:
-            doc = json.loads(doc)
-        except json.JSONDecodeError as exc:
-            raise InputError(source, exc.lineno, f"not JSON: {exc.msg}") from exc
-    if not isinstance(doc, Mapping):
-        raise InputError(source, None, f"expected a JSON object ({expected}), got {type(doc).__name__}")
-    return doc
 
 
 def item_name(item: object) -> str | None:

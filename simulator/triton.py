@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from simulator.engine import EngineSim
 from simulator.fleet import Pod
@@ -102,6 +103,18 @@ def render_triton(state: FleetState, pod: Pod, engine: EngineSim) -> str:
     return "".join(out)
 
 
+# (name, type, HELP, value of a row (labels, util, total B, used B, W, limit W, J)) as Triton prints them.
+_GPU_FAMILIES: tuple[tuple[str, str, str, Callable[[tuple], float]], ...] = (
+    ("nv_gpu_utilization", "gauge", "GPU utilization rate [0.0 - 1.0)", lambda r: round(r[1], 2)),
+    ("nv_gpu_memory_total_bytes", "gauge", "GPU total memory, in bytes", lambda r: r[2]),
+    ("nv_gpu_memory_used_bytes", "gauge", "GPU used memory, in bytes", lambda r: r[3]),
+    ("nv_gpu_power_usage", "gauge", "GPU power usage in watts", lambda r: round(r[4], 3)),
+    ("nv_gpu_power_limit", "gauge", "GPU power management limit in watts", lambda r: r[5]),
+    ("nv_energy_consumption", "counter", "GPU energy consumption in joules since the Triton Server started",
+     lambda r: round(r[6], 3)),
+)
+
+
 def _gpu_families(state: FleetState, pod: Pod, engine: EngineSim) -> str:
     """nv_gpu_* gauges and nv_energy_consumption (J since this Triton process started) per visible GPU."""
     rows = []
@@ -113,41 +126,7 @@ def _gpu_families(state: FleetState, pod: Pod, engine: EngineSim) -> str:
         since = state.energy_since_start(pod.name, g.key)
         rows.append((lab, s.gr, g.product.memory_mib * 1024 * 1024, used, s.power_w, g.product.tdp_w, since))
     out = [
-        _family(
-            "nv_gpu_utilization",
-            "gauge",
-            "GPU utilization rate [0.0 - 1.0)",
-            [f"nv_gpu_utilization{{{r[0]}}} {fmt(round(r[1], 2))}" for r in rows],
-        ),
-        _family(
-            "nv_gpu_memory_total_bytes",
-            "gauge",
-            "GPU total memory, in bytes",
-            [f"nv_gpu_memory_total_bytes{{{r[0]}}} {fmt(r[2])}" for r in rows],
-        ),
-        _family(
-            "nv_gpu_memory_used_bytes",
-            "gauge",
-            "GPU used memory, in bytes",
-            [f"nv_gpu_memory_used_bytes{{{r[0]}}} {fmt(r[3])}" for r in rows],
-        ),
-        _family(
-            "nv_gpu_power_usage",
-            "gauge",
-            "GPU power usage in watts",
-            [f"nv_gpu_power_usage{{{r[0]}}} {fmt(round(r[4], 3))}" for r in rows],
-        ),
-        _family(
-            "nv_gpu_power_limit",
-            "gauge",
-            "GPU power management limit in watts",
-            [f"nv_gpu_power_limit{{{r[0]}}} {fmt(r[5])}" for r in rows],
-        ),
-        _family(
-            "nv_energy_consumption",
-            "counter",
-            "GPU energy consumption in joules since the Triton Server started",
-            [f"nv_energy_consumption{{{r[0]}}} {fmt(round(r[6], 3))}" for r in rows],
-        ),
+        _family(name, typ, help_text, [f"{name}{{{r[0]}}} {fmt(value(r))}" for r in rows])
+        for name, typ, help_text, value in _GPU_FAMILIES
     ]
     return "".join(out)
