@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Unpack
 
-import httpx
 import polars as pl
 
 from analytics.errors import ConfigError, FleetlensError
@@ -16,7 +16,7 @@ from analytics.schema import SCRAPES, TS, conform
 from collectors.exposition import parse_text
 from collectors.normalise import Normalised, concat, normalise
 from collectors.samples import TS as TS_COL
-from collectors.scrape import BACKOFF_S, MAX_BODY_BYTES, ScrapeResult, afetch_pages
+from collectors.scrape import FetchOptions, ScrapeResult, afetch_pages
 from collectors.targets import Job, Target
 
 log = logging.getLogger(__name__)
@@ -169,41 +169,21 @@ def _normalise_one(p: _Prepared) -> Normalised | None:
     return part
 
 
-async def acollect_scrape(
-    targets: Sequence[Target],
-    *,
-    clock: Clock,
-    timeout_s: float = 5.0,
-    retries: int = 2,
-    concurrency: int = 16,
-    cluster: str | None = None,
-    client: httpx.AsyncClient | None = None,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    backoff_s: float = BACKOFF_S,
-) -> ScrapeBatch:
+class CollectOptions(FetchOptions, total=False):
+    """``afetch_pages``'s settings plus the cluster label every sample gets."""
+
+    cluster: str | None
+
+
+async def acollect_scrape(targets: Sequence[Target], **options: Unpack[CollectOptions]) -> ScrapeBatch:
     """``collect_scrape`` for callers already inside an event loop."""
-    results = await afetch_pages(targets, timeout_s=timeout_s, retries=retries, concurrency=concurrency,
-                                 clock=clock, client=client, max_body_bytes=max_body_bytes, backoff_s=backoff_s)
-    return build_batch(results, cluster=cluster)
+    cluster = options.pop("cluster", None)
+    return build_batch(await afetch_pages(targets, **options), cluster=cluster)
 
 
-def collect_scrape(
-    targets: Sequence[Target],
-    *,
-    clock: Clock,
-    timeout_s: float = 5.0,
-    retries: int = 2,
-    concurrency: int = 16,
-    cluster: str | None = None,
-    client: httpx.AsyncClient | None = None,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    backoff_s: float = BACKOFF_S,
-) -> ScrapeBatch:
+def collect_scrape(targets: Sequence[Target], **options: Unpack[CollectOptions]) -> ScrapeBatch:
     """Scrape every target once and return the normalised samples and one SCRAPES row per target."""
-    return asyncio.run(acollect_scrape(
-        targets, clock=clock, timeout_s=timeout_s, retries=retries, concurrency=concurrency, cluster=cluster,
-        client=client, max_body_bytes=max_body_bytes, backoff_s=backoff_s,
-    ))
+    return asyncio.run(acollect_scrape(targets, **options))
 
 
 def run_rounds(
@@ -214,7 +194,7 @@ def run_rounds(
     clock: Clock,
     sleep: Callable[[float], None],
     on_round: Callable[[int, ScrapeBatch], None],
-    **scrape_options: object,
+    **scrape_options: Unpack[CollectOptions],
 ) -> int:
     """Collect every ``interval_s`` (on ``clock``, waiting with ``sleep``) for ``rounds`` rounds (None: forever).
 
@@ -231,7 +211,7 @@ def run_rounds(
         if wait > 0:
             sleep(wait)
         current = targets() if callable(targets) else targets
-        batch = collect_scrape(current, clock=clock, **scrape_options)  # type: ignore[arg-type]
+        batch = collect_scrape(current, clock=clock, **scrape_options)
         on_round(done, batch)
         done += 1
         due += timedelta(seconds=interval_s)

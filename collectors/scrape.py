@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import httpx
 
@@ -112,22 +113,22 @@ async def afetch_pages(
             await client.aclose()
 
 
-def fetch_pages(
-    targets: Sequence[Target],
-    *,
-    timeout_s: float = 5.0,
-    retries: int = 2,
-    concurrency: int = 16,
-    clock: Clock = utc_now,
-    client: httpx.AsyncClient | None = None,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    backoff_s: float = BACKOFF_S,
-) -> list[ScrapeResult]:
+class FetchOptions(TypedDict, total=False):
+    """The keyword settings of ``afetch_pages`` (its signature holds the defaults)."""
+
+    timeout_s: float
+    retries: int
+    concurrency: int
+    clock: Clock
+    client: httpx.AsyncClient | None
+    max_body_bytes: int
+    backoff_s: float
+    timer: Callable[[], float]
+
+
+def fetch_pages(targets: Sequence[Target], **options: Unpack[FetchOptions]) -> list[ScrapeResult]:
     """Synchronous ``afetch_pages`` (runs its own event loop: call ``afetch_pages`` inside one)."""
-    return asyncio.run(
-        afetch_pages(targets, timeout_s=timeout_s, retries=retries, concurrency=concurrency, clock=clock,
-                     client=client, max_body_bytes=max_body_bytes, backoff_s=backoff_s)
-    )
+    return asyncio.run(afetch_pages(targets, **options))
 
 
 async def _scrape_one(
