@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from analytics.schema import TS, Variant
+from analytics.schema import UTC_MS, Variant
 
 SKEW_TOLERANCE_S = 300.0
 PodGroups = pl.DataFrame | Mapping[tuple[str, str], str] | None
@@ -46,12 +46,12 @@ def pod_group_frame(pod_groups: PodGroups) -> pl.DataFrame:
 
 def pod_models(engine_samples: pl.DataFrame | None, pod_groups: PodGroups = None) -> pl.DataFrame:
     """(ts, tenant, pod, model, model_version) observations per pod, group members included."""
-    schema = {"ts": TS, "tenant": pl.Utf8, "pod": pl.Utf8, "model": pl.Utf8, "model_version": pl.Utf8}
+    schema = {"ts": UTC_MS, "tenant": pl.Utf8, "pod": pl.Utf8, "model": pl.Utf8, "model_version": pl.Utf8}
     if engine_samples is None or engine_samples.is_empty():
         return pl.DataFrame(schema=schema)
     own = (
         engine_samples.filter(pl.col("pod").is_not_null())
-        .select(pl.col("ts").cast(TS), "tenant", "pod", "model", "model_version")
+        .select(pl.col("ts").cast(UTC_MS), "tenant", "pod", "model", "model_version")
         .unique(["ts", "tenant", "pod", "model", "model_version"])
     )
     groups = pod_group_frame(pod_groups)
@@ -78,7 +78,7 @@ def attach_pod_models(
     ambiguous = models.group_by("tenant", "pod").agg(pl.col("model").n_unique().alias("__n__")).filter(pl.col("__n__") > 1)
     obs = models.join(ambiguous, on=["tenant", "pod"], how="anti").sort("ts")
     joined = (
-        base.with_columns(pl.col("ts").cast(TS))
+        base.with_columns(pl.col("ts").cast(UTC_MS))
         .sort("ts")
         .join_asof(
             obs.rename({"ts": "__obs_ts__"}), left_on="ts", right_on="__obs_ts__", by=["tenant", "pod"],
@@ -98,7 +98,7 @@ def fill_holders_from_allocations(gpu_samples: pl.DataFrame, allocations: pl.Dat
     is_parent = pl.struct("cluster", "node", "gpu_uuid").is_in(mig_parents.to_struct().implode()) & pl.col("mig_instance").is_null()
     need = pl.col("pod").is_null() & ~pl.col("pod_share") & pl.col("node").is_not_null() & ~is_parent
     snaps = allocations.select(
-        pl.col("ts").cast(TS).alias("__snap__"), "cluster", "node", "mig_profile", "tenant", "pod"
+        pl.col("ts").cast(UTC_MS).alias("__snap__"), "cluster", "node", "mig_profile", "tenant", "pod"
     )
     # Candidates per (snapshot, node, profile): attribute only when exactly one pod qualifies, and
     # only to a device no other pod's samples already name at that time.
@@ -159,15 +159,18 @@ def compute_gpu_use(
 ) -> pl.DataFrame:
     """Per minute in ``[lo, hi)`` and tenant x model x version: GPU-seconds allocated and busy, energy in joules.
 
-    Allocated: each allocation snapshot holds from its time to the cluster's next snapshot (the last
-    one to ``hi``); ``gpu_fraction`` x seconds held. Busy: the minute's mean of the pod's
+    Allocated: each allocation snapshot holds from its time to the cluster's next snapshot; the
+    last one to the cluster's last observation (its latest GPU sample or snapshot), never past
+    ``hi``: GPU-seconds beyond what was observed are not claimed, so a minute the data end in
+    (a partial minute) holds the seconds up to that end, and rolling it up again once more data
+    arrived gives the full minute. ``gpu_fraction`` x seconds held. Busy: the minute's mean of the pod's
     utilisation x unit, x seconds held, where a ``pod_share`` row's utilisation is of the whole
     device (unit 1) and an exclusive row's of the pod's unit (its GPU-equivalents / its rows: a
     whole GPU, a MIG slice with ``gr_engine_active``, a fraction). Energy: the device counter,
     reset-corrected and linearly interpolated at minute boundaries (never extrapolated past the first
     or last sample), split between the pods on the device by their share; the unheld rest has no tenant.
     """
-    held = _held_minutes(allocations, lo, hi)
+    held = _held_minutes(allocations, lo, hi, _last_observed(gpu_samples, allocations))
     pods = held.group_by("ts", "tenant", "pod").agg(
         (pl.col("gpu_fraction") * pl.col("held_s")).sum().alias("gpu_allocated_s"),
         pl.col("gpu_fraction").sum().alias("__frac__"), pl.col("held_s").max().alias("__held__"),
@@ -199,17 +202,32 @@ def _sum_or_null(col: str) -> pl.Expr:
     return pl.when(pl.col(col).is_not_null().any()).then(pl.col(col).sum()).alias(col)
 
 
-def _held_minutes(allocations: pl.DataFrame | None, lo: datetime, hi: datetime) -> pl.DataFrame:
-    """Allocation rows split per minute: (ts minute, tenant, pod, gpu_fraction, held_s)."""
-    schema = {"ts": TS, "tenant": pl.Utf8, "pod": pl.Utf8, "gpu_fraction": pl.Float64, "held_s": pl.Float64}
+def _last_observed(gpu_samples: pl.DataFrame | None, allocations: pl.DataFrame | None) -> pl.DataFrame:
+    """(cluster, ``__seen__``): the latest time each cluster was observed, by a GPU sample or an allocation snapshot."""
+    seen = [f.select("cluster", pl.col("ts").cast(UTC_MS)) for f in (gpu_samples, allocations) if f is not None and f.height]
+    if not seen:
+        return pl.DataFrame(schema={"cluster": pl.Utf8, "__seen__": UTC_MS})
+    return pl.concat(seen, how="vertical_relaxed").group_by("cluster").agg(pl.col("ts").max().alias("__seen__"))
+
+
+def _held_minutes(allocations: pl.DataFrame | None, lo: datetime, hi: datetime, seen: pl.DataFrame) -> pl.DataFrame:
+    """Allocation rows split per minute: (ts minute, tenant, pod, gpu_fraction, held_s).
+
+    A cluster's last snapshot holds until the cluster's ``__seen__`` time in ``seen`` (see
+    :func:`compute_gpu_use`); every hold is cut to ``[lo, hi)``.
+    """
+    schema = {"ts": UTC_MS, "tenant": pl.Utf8, "pod": pl.Utf8, "gpu_fraction": pl.Float64, "held_s": pl.Float64}
     if allocations is None or allocations.is_empty():
         return pl.DataFrame(schema=schema)
-    snaps = allocations.select(pl.col("ts").cast(TS), "cluster").unique().sort("ts")
+    snaps = allocations.select(pl.col("ts").cast(UTC_MS), "cluster").unique().sort("ts")
     snaps = snaps.with_columns(pl.col("ts").shift(-1).over("cluster", order_by="ts").alias("__to__"))
-    rows = allocations.with_columns(pl.col("ts").cast(TS)).join(snaps, on=["ts", "cluster"], nulls_equal=True)
+    snaps = snaps.join(seen.select(pl.col("cluster").cast(snaps.schema["cluster"]), "__seen__"), on="cluster",
+                       how="left", nulls_equal=True)
+    snaps = snaps.with_columns(pl.coalesce("__to__", "__seen__").alias("__to__")).drop("__seen__")
+    rows = allocations.with_columns(pl.col("ts").cast(UTC_MS)).join(snaps, on=["ts", "cluster"], nulls_equal=True)
     rows = rows.with_columns(
-        pl.max_horizontal(pl.col("ts"), pl.lit(lo, TS)).alias("__a__"),
-        pl.min_horizontal(pl.col("__to__").fill_null(pl.lit(hi, TS)), pl.lit(hi, TS)).alias("__b__"),
+        pl.max_horizontal(pl.col("ts"), pl.lit(lo, UTC_MS)).alias("__a__"),
+        pl.min_horizontal(pl.col("__to__").fill_null(pl.lit(hi, UTC_MS)), pl.lit(hi, UTC_MS)).alias("__b__"),
     ).filter(pl.col("__a__") < pl.col("__b__"))
     minutes = rows.with_columns(
         pl.datetime_ranges(pl.col("__a__").dt.truncate("1m"), pl.col("__b__") - timedelta(milliseconds=1), "1m")
@@ -218,7 +236,7 @@ def _held_minutes(allocations: pl.DataFrame | None, lo: datetime, hi: datetime) 
     end = pl.col("__m__") + timedelta(minutes=1)
     held = (pl.min_horizontal(end, pl.col("__b__")) - pl.max_horizontal(pl.col("__m__"), pl.col("__a__")))
     return minutes.select(
-        pl.col("__m__").cast(TS).alias("ts"), "tenant", "pod", pl.col("gpu_fraction").cast(pl.Float64),
+        pl.col("__m__").cast(UTC_MS).alias("ts"), "tenant", "pod", pl.col("gpu_fraction").cast(pl.Float64),
         (held.dt.total_milliseconds() / 1000.0).alias("held_s"),
     ).filter(pl.col("held_s") > 0)
 
@@ -233,7 +251,7 @@ def _minute_samples(gpu_samples: pl.DataFrame | None, lo: datetime, hi: datetime
     return gpu_samples.filter(
         (pl.col("ts") >= lo) & (pl.col("ts") < hi) & pl.col("pod").is_not_null()
     ).select(
-        pl.col("ts").cast(TS).alias("__ts__"), pl.col("ts").cast(TS).dt.truncate("1m").alias("ts"),
+        pl.col("ts").cast(UTC_MS).alias("__ts__"), pl.col("ts").cast(UTC_MS).dt.truncate("1m").alias("ts"),
         "cluster", "node", "gpu_uuid", "tenant", "pod", "pod_share", util.alias("__util__"),
     )
 
@@ -254,12 +272,12 @@ def _energy(gpu_samples: pl.DataFrame, samples: pl.DataFrame, pods: pl.DataFrame
     device = ["cluster", "node", "gpu_uuid"]
     counters = (
         gpu_samples.filter(~pl.col("pod_share") & pl.col("energy_j_total").is_not_null())
-        .group_by(*device, pl.col("ts").cast(TS))
+        .group_by(*device, pl.col("ts").cast(UTC_MS))
         .agg(pl.col("energy_j_total").max())
         .sort(*device, "ts")
     )
     if counters.is_empty():
-        return pl.DataFrame(schema={"ts": TS, "tenant": pl.Utf8, "pod": pl.Utf8, "energy_j": pl.Float64})
+        return pl.DataFrame(schema={"ts": UTC_MS, "tenant": pl.Utf8, "pod": pl.Utf8, "energy_j": pl.Float64})
     prev = pl.col("energy_j_total").shift(1).over(device, order_by="ts")
     counters = counters.with_columns(
         (pl.col("energy_j_total") + pl.when(pl.col("energy_j_total") < prev).then(prev).otherwise(0.0).cum_sum().over(device, order_by="ts"))
@@ -277,7 +295,7 @@ def _energy(gpu_samples: pl.DataFrame, samples: pl.DataFrame, pods: pl.DataFrame
             "cluster": [key[0]] * int(keep.sum()), "node": [key[1]] * int(keep.sum()), "gpu_uuid": [key[2]] * int(keep.sum()),
             "ts": pl.Series(bounds[:-1][keep]).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"), "__e__": per_minute[keep],
         }, schema_overrides={"cluster": pl.Utf8, "node": pl.Utf8, "gpu_uuid": pl.Utf8}))
-    energy = pl.concat(rows) if rows else pl.DataFrame(schema={**dict.fromkeys(device, pl.Utf8), "ts": TS, "__e__": pl.Float64})
+    energy = pl.concat(rows) if rows else pl.DataFrame(schema={**dict.fromkeys(device, pl.Utf8), "ts": UTC_MS, "__e__": pl.Float64})
     # Each pod's share of a device: its GPU-equivalents spread over the devices it appears on, for
     # the part of the minute it held them.
     on_device = samples.select("ts", *device, "tenant", "pod").unique().join(pods, on=["ts", "tenant", "pod"])

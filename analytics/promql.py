@@ -27,12 +27,12 @@ import numpy as np
 import polars as pl
 
 from analytics.errors import PromQLError
+from analytics.schema import UTC_MS
 
 TS = "ts"
 VALUE = "value"
 LE = "le"
 DEFAULT_LOOKBACK_S = 300.0
-TS_DTYPE = pl.Datetime("ms", "UTC")
 
 Steps = pl.Series | Sequence[datetime]
 
@@ -102,7 +102,7 @@ def compute_histogram_quantile(q: float, buckets: pl.DataFrame, *, by: Sequence[
         .sort([*by, TS], nulls_last=True)
     )
     values = [bucket_quantile(q, les, counts) for les, counts in zip(grouped[LE], grouped[VALUE], strict=True)]
-    return grouped.select(*by, pl.col(TS).cast(TS_DTYPE)).with_columns(pl.Series(VALUE, values, pl.Float64))
+    return grouped.select(*by, pl.col(TS).cast(UTC_MS)).with_columns(pl.Series(VALUE, values, pl.Float64))
 
 
 def bucket_quantile(q: float, upper_bounds: Sequence[float], counts: Sequence[float]) -> float:
@@ -269,7 +269,7 @@ def _series(samples: pl.DataFrame, by: list[str], what: str) -> _Series:
 
 def _assemble(keys: pl.DataFrame, parts: list[tuple[int, np.ndarray, np.ndarray]], by: list[str]) -> pl.DataFrame:
     """Build the result frame from per-series (key row, eval times, values) parts."""
-    schema = {**{c: keys.schema[c] for c in by}, TS: TS_DTYPE, VALUE: pl.Float64}
+    schema = {**{c: keys.schema[c] for c in by}, TS: UTC_MS, VALUE: pl.Float64}
     if not parts:
         return pl.DataFrame(schema=schema)
     rows = np.concatenate([np.full(len(t), i, dtype=np.int64) for i, t, _ in parts])
@@ -282,7 +282,7 @@ def _assemble(keys: pl.DataFrame, parts: list[tuple[int, np.ndarray, np.ndarray]
 
 def _empty(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """An empty result with the key columns' dtypes."""
-    return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, TS: TS_DTYPE, VALUE: pl.Float64})
+    return pl.DataFrame(schema={**{c: frame.schema[c] for c in by}, TS: UTC_MS, VALUE: pl.Float64})
 
 
 def _require(frame: pl.DataFrame, cols: list[str], what: str) -> None:

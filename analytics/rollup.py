@@ -1,11 +1,19 @@
 """Per tenant x model x model_version x minute rollups of requests, engine metrics and GPU use.
 
-Minutes. A row stands for the minute ``[ts, ts + 60 s)``. Only *whole* minutes inside
-``[start, end)`` are emitted: from ``start`` rounded up to the minute to ``end`` rounded down, so a
-window edge never yields a partial row. A minute's row depends only on the raw data of that minute
-(and, for counters and allocations, the samples either side of it), never on where the window
-starts, so recomputing it from the same raw data gives the identical row and the store's merge on
+Minutes. A row stands for the minute ``[ts, ts + 60 s)``. Every minute that overlaps
+``[start, end)`` is emitted: from ``start`` rounded down to the minute to ``end`` rounded up, so no
+request, token, GPU-second or joule of the window is left out. The window only *selects* minutes,
+it never cuts one: a minute's row depends only on the raw data of that minute (and, for counters
+and allocations, the samples either side of it), never on where the window starts or ends, so
+recomputing it from the same raw data gives the identical row and the store's merge on
 ``ROLLUPS.key`` replaces it in place.
+
+Partial minutes. A minute the data do not cover to its end yet (a run, or a collection still
+going, that stopped at 08:39:45 gives minute 08:39 45 s of data) is still emitted, with what the
+data hold so far: its requests, the GPU-seconds allocations show up to the last observation, the
+energy the counters show up to their last sample (never extrapolated). Rolling it up again once
+more data arrived rewrites that minute with the full counts. The same holds for a run that starts
+mid-minute: its first minute holds what was observed from the run's start.
 
 Requests (by arrival ``ts``): counts, errors (status ``error`` or ``timeout``; ``cancelled`` is the
 client's doing), token sums, and exact TTFT / ITL / E2E / queue quantiles with linear
@@ -38,7 +46,7 @@ from analytics.join import (
     pod_models,
 )
 from analytics.promql import compute_histogram_quantile, compute_increase
-from analytics.schema import ROLLUPS, TS, RequestStatus, conform
+from analytics.schema import ROLLUPS, UTC_MS, RequestStatus, conform
 
 KEY = ["tenant", "model", "model_version"]
 MINUTE = timedelta(minutes=1)
@@ -49,12 +57,12 @@ COUNTS = ("requests", "errors", "prompt_tokens", "output_tokens")
 
 
 def minute_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The whole minutes inside ``[start, end)``: ``start`` rounded up, ``end`` rounded down."""
+    """The minutes overlapping ``[start, end)``: ``start`` rounded down, ``end`` rounded up (empty if ``end <= start``)."""
     lo = _floor_minute(start)
-    if lo < start:
-        lo += MINUTE
+    if end <= start:
+        return lo, lo
     hi = _floor_minute(end)
-    return lo, max(lo, hi)
+    return lo, hi + MINUTE if hi < end else hi
 
 
 def rollup_requests(requests: pl.DataFrame | pl.LazyFrame, *, start: datetime, end: datetime) -> pl.DataFrame:
@@ -135,7 +143,7 @@ def _arrow(values: np.ndarray) -> pa.Array:
 
 
 def _empty_requests() -> pl.DataFrame:
-    schema = {"ts": TS, **{c: pl.Utf8 for c in KEY}, **{c: pl.Int64 for c in COUNTS}}
+    schema = {"ts": UTC_MS, **{c: pl.Utf8 for c in KEY}, **{c: pl.Int64 for c in COUNTS}}
     for name in LATENCIES:
         schema |= {_qcol(name, q): pl.Float64 for q in QUANTILES}
         schema[f"{name}_hist"] = hist.HIST_DTYPE
@@ -176,7 +184,7 @@ def build_rollups(
     allocations: pl.DataFrame | None = None, timeline: pl.DataFrame | None = None,
     pod_groups: PodGroups = None, start: datetime, end: datetime,
 ) -> pl.DataFrame:
-    """ROLLUPS rows for every whole minute in ``[start, end)`` (see the module doc for each column)."""
+    """ROLLUPS rows for every minute overlapping ``[start, end)``, partial ones included (see the module doc)."""
     lo, hi = minute_bounds(start, end)
     by = ["ts", *KEY]
     if timeline is not None:
@@ -190,7 +198,7 @@ def build_rollups(
     parts.append(compute_gpu_use(gpu_samples, allocations, pod_models(engine_samples, pod_groups), lo=lo, hi=hi))
     # Join only the parts with rows (with requests alone, as in the benchmark, there is nothing to
     # join); the columns of the empty ones are added as nulls.
-    parts = [p.with_columns(pl.col("ts").cast(TS), *(pl.col(c).cast(pl.Utf8) for c in KEY)) for p in parts]
+    parts = [p.with_columns(pl.col("ts").cast(UTC_MS), *(pl.col(c).cast(pl.Utf8) for c in KEY)) for p in parts]
     present = [p for p in parts if not p.is_empty()] or parts[:1]
     out = present[0] if len(present) == 1 else pl.concat([p.select(by) for p in present]).unique()
     for part in present if len(present) > 1 else []:
@@ -211,20 +219,20 @@ def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 def rollup_engine_hist(engine_hist: pl.DataFrame | None, lo: datetime, hi: datetime) -> pl.DataFrame:
     """``histogram_quantile(q, sum by (tenant, model, model_version, le) (increase(x_bucket[1m])))`` per minute."""
     cols = [f"engine_{_qcol(m, q)}" for m in LATENCIES for q in QUANTILES]
-    schema = {"ts": TS, **{c: pl.Utf8 for c in KEY}, **{c: pl.Float64 for c in cols}}
+    schema = {"ts": UTC_MS, **{c: pl.Utf8 for c in KEY}, **{c: pl.Float64 for c in cols}}
     if engine_hist is None or engine_hist.is_empty() or hi <= lo:
         return pl.DataFrame(schema=schema)
     series = ["cluster", "tenant", "pod", "instance", "engine", "model", "model_version", "replica", "metric", "le"]
     buckets = engine_hist.filter(
         pl.col("metric").is_in([f"{m}_s" for m in LATENCIES]) & pl.col("le").is_not_null()
         & (pl.col("ts") >= lo - MINUTE) & (pl.col("ts") <= hi)
-    ).select(*series, pl.col("ts").cast(TS), pl.col("value").cast(pl.Float64))
+    ).select(*series, pl.col("ts").cast(UTC_MS), pl.col("value").cast(pl.Float64))
     if buckets.is_empty():
         return pl.DataFrame(schema=schema)
-    at = pl.datetime_range(lo + MINUTE, hi, "1m", eager=True, time_zone="UTC").cast(TS)
+    at = pl.datetime_range(lo + MINUTE, hi, "1m", eager=True, time_zone="UTC").cast(UTC_MS)
     inc = compute_increase(buckets, range_s=60.0, at=at, by=series)
     summed = inc.group_by(*KEY, "metric", "le", "ts").agg(pl.col("value").sum())
-    out = pl.DataFrame(schema={"ts": TS, **{c: pl.Utf8 for c in KEY}})
+    out = pl.DataFrame(schema={"ts": UTC_MS, **{c: pl.Utf8 for c in KEY}})
     for q in QUANTILES:
         qs = compute_histogram_quantile(q, summed, by=[*KEY, "metric"]).with_columns(
             (pl.col("ts") - MINUTE).alias("ts"),
@@ -240,12 +248,12 @@ def rollup_engine_hist(engine_hist: pl.DataFrame | None, lo: datetime, hi: datet
 
 def _kv_peak(engine_samples: pl.DataFrame | None, lo: datetime, hi: datetime) -> pl.DataFrame:
     """The highest KV-cache usage sampled in each minute by any pod of the version."""
-    schema = {"ts": TS, **{c: pl.Utf8 for c in KEY}, "kv_cache_peak_ratio": pl.Float64}
+    schema = {"ts": UTC_MS, **{c: pl.Utf8 for c in KEY}, "kv_cache_peak_ratio": pl.Float64}
     if engine_samples is None or engine_samples.is_empty():
         return pl.DataFrame(schema=schema)
     return (
         engine_samples.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
-        .group_by(pl.col("ts").cast(TS).dt.truncate("1m"), *KEY)
+        .group_by(pl.col("ts").cast(UTC_MS).dt.truncate("1m"), *KEY)
         .agg(pl.col("kv_cache_usage_ratio").max().alias("kv_cache_peak_ratio"))
         .select(pl.col(c).cast(t) for c, t in schema.items())
     )

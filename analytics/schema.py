@@ -14,7 +14,7 @@ import polars as pl
 
 from analytics.errors import SchemaError
 
-TS = pl.Datetime("ms", "UTC")
+UTC_MS = pl.Datetime("ms", "UTC")
 STR = pl.Utf8
 F64 = pl.Float64
 I64 = pl.Int64
@@ -143,7 +143,7 @@ class Dataset:
 GPU_SAMPLES = Dataset(
     name="gpu_samples",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "cluster": STR,
         "node": STR,
         "gpu_uuid": STR,
@@ -176,7 +176,7 @@ GPU_SAMPLES = Dataset(
 ENGINE_SAMPLES = Dataset(
     name="engine_samples",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "cluster": STR,
         "tenant": STR,
         "pod": STR,
@@ -208,7 +208,7 @@ ENGINE_SAMPLES = Dataset(
 ENGINE_HIST = Dataset(
     name="engine_hist",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "cluster": STR,
         "tenant": STR,
         "pod": STR,
@@ -235,7 +235,7 @@ ENGINE_HIST = Dataset(
 REQUESTS = Dataset(
     name="requests",
     columns={
-        "ts": TS,  # request arrival
+        "ts": UTC_MS,  # request arrival
         "request_id": STR,
         "tenant": STR,
         "model": STR,
@@ -261,7 +261,7 @@ REQUESTS = Dataset(
 DEPLOYMENTS = Dataset(
     name="deployments",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "tenant": STR,
         "model": STR,
         "model_version": STR,  # the version's pod template hash, as engine_samples.model_version
@@ -281,7 +281,7 @@ DEPLOYMENTS = Dataset(
 ALLOCATIONS = Dataset(
     name="allocations",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "cluster": STR,
         "node": STR,
         "gpu_uuid": STR,
@@ -302,7 +302,7 @@ ALLOCATIONS = Dataset(
 INVENTORY = Dataset(
     name="inventory",
     columns={
-        "ts": TS,  # snapshot time
+        "ts": UTC_MS,  # snapshot time
         "cluster": STR,
         "node": STR,
         "pool": STR,
@@ -321,7 +321,7 @@ INVENTORY = Dataset(
 QUOTAS = Dataset(
     name="quotas",
     columns={
-        "ts": TS,  # snapshot time
+        "ts": UTC_MS,  # snapshot time
         "cluster": STR,
         "tenant": STR,
         "source": STR,  # resourcequota | kueue | runai
@@ -352,7 +352,7 @@ _PCT = ("p50", "p95", "p99")
 ROLLUPS = Dataset(
     name="rollups",
     columns={
-        "ts": TS,  # minute start
+        "ts": UTC_MS,  # minute start
         "tenant": STR,
         "model": STR,
         "model_version": STR,
@@ -375,7 +375,7 @@ ROLLUPS = Dataset(
 SCRAPES = Dataset(
     name="scrapes",
     columns={
-        "ts": TS,
+        "ts": UTC_MS,
         "target": STR,  # URL scraped
         "job": STR,  # dcgm | vllm | triton | sglang | tgi
         "tenant": STR,

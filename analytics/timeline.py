@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from analytics.schema import DEPLOYMENTS, TS, DeployAction, DeploySource, Variant, conform
+from analytics.schema import DEPLOYMENTS, UTC_MS, DeployAction, DeploySource, Variant, conform
 
 A = DeployAction
 SKEW_TOLERANCE_S = 5.0
@@ -42,8 +42,8 @@ _PROGRESS = frozenset({A.WEIGHT, A.STEP, A.PAUSED})  # held a moment when no can
 TIMELINE_SCHEMA = pl.Schema({
     "tenant": pl.Utf8,
     "model": pl.Utf8,
-    "valid_from": TS,
-    "valid_to": TS,  # exclusive; null: still in effect at the last row
+    "valid_from": UTC_MS,
+    "valid_to": UTC_MS,  # exclusive; null: still in effect at the last row
     "stable_version": pl.Utf8,
     "canary_version": pl.Utf8,  # null with canary_active: a canary of unknown version
     "canary_active": pl.Boolean,
@@ -200,7 +200,7 @@ def assign_versions(frame: pl.DataFrame, timeline: pl.DataFrame, *, version_col:
     that takes all traffic at weight 0 or 100, and otherwise null with variant none: never a guess.
     """
     own = pl.col(version_col) if version_col in frame.columns else pl.lit(None, dtype=pl.Utf8)
-    base = frame.with_row_index("_row").with_columns(_own=own.cast(pl.Utf8), _ts=pl.col("ts").cast(TS))
+    base = frame.with_row_index("_row").with_columns(_own=own.cast(pl.Utf8), _ts=pl.col("ts").cast(UTC_MS))
     tl = timeline.select(
         pl.col("tenant"), pl.col("model"), pl.col("valid_from").alias("_ts"), "valid_to", "stable_version",
         "canary_version", "canary_active", "canary_weight_pct",

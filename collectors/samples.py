@@ -20,6 +20,8 @@ a frame read back from a Prometheus-API backend look the same to the normalisers
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import polars as pl
 
 NAME = "__name__"
@@ -50,3 +52,13 @@ def empty_wide() -> pl.DataFrame:
 def label_columns(frame: pl.DataFrame) -> list[str]:
     """The label columns of a wide frame (everything but the ``__*__`` meta columns)."""
     return [c for c in frame.columns if c not in META_COLUMNS]
+
+
+class SourceFormat(StrEnum):
+    """The exposition format a target speaks (decides the normaliser)."""
+
+    DCGM = "dcgm"
+    VLLM = "vllm"
+    TRITON = "triton"
+    SGLANG = "sglang"
+    TGI = "tgi"

@@ -1,26 +1,15 @@
-"""Scrape targets: what to scrape, which job format it speaks, and the target labels it gets."""
+"""Scrape targets: what to scrape, which format it speaks, and the target labels it gets."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from analytics.errors import ConfigError
-
-
-class Job(StrEnum):
-    """The exposition format a target speaks (decides the normaliser)."""
-
-    DCGM = "dcgm"
-    VLLM = "vllm"
-    TRITON = "triton"
-    SGLANG = "sglang"
-    TGI = "tgi"
-
+from collectors.samples import SourceFormat
 
 # Target label keys fleetlens attaches; anything else in a target's labels is still attached as given.
 TARGET_LABELS = ("cluster", "namespace", "pod", "container", "node", "instance", "model_version", "model_name")
@@ -40,13 +29,13 @@ class Target:
     a valid tenant name; a collection round reports it as a down scrape with that message.
     """
 
-    job: Job
+    format: SourceFormat
     url: str
     labels: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "job", Job(self.job))
+        object.__setattr__(self, "format", SourceFormat(self.format))
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
 
     @property

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from analytics.errors import ConfigError, InputError
-from collectors.collect import ScrapeBatch
 from collectors.exposition import parse_text
+from collectors.metrics.rounds import ScrapeBatch
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
 from fleetlens.config import Config, load_config
 from fleetlens.pipeline import (
@@ -110,7 +110,7 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
         # Plain lines, one target each, so scripts can read the URLs.
         for t in sim.targets():
             where = "/".join(x for x in (t.labels.get("namespace"), t.labels.get("pod")) if x)
-            print(f"{t.job.value:8} {t.url}  {where}  {t.labels.get('model_version', '')}".rstrip(), flush=True)
+            print(f"{t.format.value:8} {t.url}  {where}  {t.labels.get('model_version', '')}".rstrip(), flush=True)
         if files_dir is not None:
             write_sim_files(sim, files_dir, sim.spec.start, sim.now)
         print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops", flush=True)
@@ -140,13 +140,14 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
     targets = list(cfg.collect.targets)
     pods_path = pod_list or cfg.collect.kubernetes.pod_list
     if pods_path is not None:
-        from collectors.kube_pods import attribute, parse_pod_list
+        from collectors.kube.pods import parse_pod_list
+        from collectors.kube.target_attribution import attribute_targets
 
         try:
             doc = Path(pods_path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError("collect.kubernetes.pod_list", f"cannot read {pods_path}: {exc.strerror}") from exc
-        targets = attribute(targets, parse_pod_list(doc, source=str(pods_path)))
+        targets = attribute_targets(targets, parse_pod_list(doc, source=str(pods_path)))
     with _progress() as progress:
         task = progress.add_task("scraping", total=rounds)
 
@@ -164,7 +165,7 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
 
 def _collect_prometheus(cfg: Config | None, url: str, root: Path, start: datetime | None,
                         end: datetime | None) -> int:
-    from collectors.prom_api import PromApiSource
+    from collectors.metrics.prom_api import PromApiSource
 
     end = end or _utc_now()
     start = start or end - timedelta(hours=1)

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from collectors.targets import Job, Target
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 from fleetlens.config_values import TENANT_LABELS, ValueChecker, join, kind
 from fleetlens.config_yaml import read_yaml
 
@@ -67,7 +68,7 @@ class PrometheusConfig:
     url: str
     bearer_token: str | None = None
     chunk_s: float = 3600.0
-    selectors: Mapping[Job, str] = field(default_factory=lambda: MappingProxyType({}))
+    selectors: Mapping[SourceFormat, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ YAML_KEYS: Mapping[type, tuple[str, ...]] = MappingProxyType(
         Config: ("cluster", "data_dir", "collect", "prometheus", "simulator", "tenants"),
         CollectConfig: ("interval_s", "timeout_s", "retries", "concurrency", "kubernetes", "targets"),
         KubernetesConfig: ("pod_list",),
-        Target: ("job", "url", "labels"),
+        Target: ("format", "url", "labels"),
         PrometheusConfig: ("url", "bearer_token", "chunk_s", "selectors"),
         TenantConfig: ("name",),
     }
@@ -165,15 +166,15 @@ class _Parser(ValueChecker):
         for i, item in enumerate(self.sequence(value, key)):
             k = f"{key}[{i}]"
             m = self.mapping(item, k, YAML_KEYS[Target])
-            for required in ("job", "url"):
+            for required in ("format", "url"):
                 if required not in m:
-                    raise self.error(f"{k}.{required}", "missing (every target needs a job and a url)")
+                    raise self.error(f"{k}.{required}", "missing (every target needs a format and a url)")
             url = self.url(m["url"], f"{k}.url")
             if url in seen:
                 raise self.error(f"{k}.url", f"{url} is already the target {seen[url]}")
             seen[url] = k
-            job, labels = self.job(m["job"], f"{k}.job"), self.labels(m.get("labels"), f"{k}.labels")
-            out.append(Target(job=job, url=url, labels=labels))
+            fmt, labels = self.source_format(m["format"], f"{k}.format"), self.labels(m.get("labels"), f"{k}.labels")
+            out.append(Target(format=fmt, url=url, labels=labels))
         return tuple(out)
 
     def prometheus(self, value: Any, key: str) -> PrometheusConfig:
@@ -183,9 +184,9 @@ class _Parser(ValueChecker):
         token = m.get("bearer_token")
         selectors = {}
         for job, sel in self.mapping(
-            m.get("selectors") or {}, f"{key}.selectors", tuple(j.value for j in Job)
+            m.get("selectors") or {}, f"{key}.selectors", tuple(j.value for j in SourceFormat)
         ).items():
-            selectors[Job(job)] = self.string(sel, f"{key}.selectors.{job}")
+            selectors[SourceFormat(job)] = self.string(sel, f"{key}.selectors.{job}")
         return PrometheusConfig(
             url=self.url(m["url"], f"{key}.url"),
             bearer_token=None if token is None else self.string(token, f"{key}.bearer_token"),

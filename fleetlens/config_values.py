@@ -12,7 +12,7 @@ from typing import Any
 
 from analytics.errors import ConfigError, NameValidationError
 from analytics.names import validate_tenant
-from collectors.targets import Job
+from collectors.samples import SourceFormat
 from fleetlens import env
 
 # Prometheus label names; names starting with "__" are reserved for Prometheus's own use.
@@ -108,13 +108,13 @@ class ValueChecker:
         """``path`` resolved against the configuration file's directory (when known)."""
         return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
 
-    def job(self, value: Any, key: str) -> Job:
-        """One of the known scrape jobs."""
+    def source_format(self, value: Any, key: str) -> SourceFormat:
+        """One of the exposition formats fleetlens reads."""
         text = self.string(value, key)
         try:
-            return Job(text)
+            return SourceFormat(text)
         except ValueError:
-            raise self.error(key, f"{text!r} is not a job (known: {', '.join(Job)})") from None
+            raise self.error(key, f"{text!r} is not a source format (known: {', '.join(SourceFormat)})") from None
 
     def tenant(self, value: Any, key: str) -> str:
         """A valid tenant name (an RFC 1123 label)."""

@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from collectors.collect import ScrapeBatch
-from collectors.kube_pods import PodIndex
+from collectors.kube.pod_model import PodIndex
+from collectors.metrics.rounds import ScrapeBatch
 from collectors.targets import Target
 from fleetlens.ingest import IngestReport, ingest_events, ingest_kubernetes, ingest_requests
 from fleetlens.pipeline import CollectSummary, collect_rounds

@@ -17,13 +17,17 @@ import polars as pl
 
 from analytics.errors import InputError
 from analytics.schema import ALLOCATIONS, DEPLOYMENTS, ENGINE_SAMPLES, INVENTORY, QUOTAS, REQUESTS, Dataset
-from collectors.gateway_logs import fetch_gateway_log
-from collectors.k8s_events import build_workload_index, parse_k8s_events, parse_pod_warmup
-from collectors.kube_pods import PodIndex, parse_pod_list
-from collectors.kube_quotas import parse_quotas
-from collectors.kube_resources import parse_allocations, parse_inventory, parse_nodes
-from collectors.otlp_traces import fetch_otlp_traces
-from collectors.store import read_dataset, write_dataset
+from collectors.kube.allocations import parse_allocations
+from collectors.kube.nodes import parse_inventory, parse_nodes
+from collectors.kube.pod_model import PodIndex
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.quotas import parse_quotas
+from collectors.kube.workloads import build_workload_index
+from collectors.requests.gateway_logs import fetch_gateway_log
+from collectors.requests.otlp_traces import fetch_otlp_traces
+from collectors.rollouts.events import parse_k8s_events
+from collectors.rollouts.warmup import parse_pod_warmup
+from collectors.store.datasets import read_dataset, write_dataset
 
 
 @dataclass(slots=True)

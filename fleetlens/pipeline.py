@@ -23,9 +23,9 @@ from analytics.schema import (
     Dataset,
 )
 from analytics.timeline import build_version_timeline
-from collectors.collect import ScrapeBatch, run_rounds
-from collectors.normalise import Normalised, concat
-from collectors.store import read_dataset, write_dataset
+from collectors.metrics.rounds import ScrapeBatch, run_rounds
+from collectors.normalise.frames import Normalised, concat
+from collectors.store.datasets import read_dataset, write_dataset
 from collectors.targets import Target
 
 Clock = Callable[[], datetime]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from analytics.errors import FleetlensError
-from collectors.targets import Job, Target
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 from simulator.clock import SimClock
 from simulator.config import EngineKind, FleetSpec, build_fleet_spec, default_fleet_spec, validate_spec
 from simulator.dcgm import render_dcgm
@@ -116,10 +117,10 @@ class Simulation:
 
     # ------------------------------------------------------------------ discovery and pages
 
-    def _job(self, p: Pod) -> Job:
+    def _job(self, p: Pod) -> SourceFormat:
         if p.engine is None:
-            return Job.DCGM
-        return Job.TRITON if p.engine is EngineKind.TRITON else Job.VLLM
+            return SourceFormat.DCGM
+        return SourceFormat.TRITON if p.engine is EngineKind.TRITON else SourceFormat.VLLM
 
     @property
     def pods(self) -> dict[str, Pod]:

@@ -157,7 +157,7 @@ def test_a_quoted_value_never_ends_early(value: str) -> None:
 def test_prometheus_reads_quoted_values_back_exactly(tmp_path: Path) -> None:
     """promtool's rule unit test: an alert selects each series by the quoted value and must carry the
     raw value (compared as plain YAML, not PromQL) in its labels and in a templated annotation."""
-    promtool = require_binary("promtool")  # fails under CI, skips with the reason elsewhere
+    promtool = require_binary("promtool")  # a missing promtool fails the test (tests/servers.py)
     rules, tests, series = [], [], []
     for i, value in enumerate(TRICKY):
         sel = f'probe{{case="{i}",v={promql_label_value(value)}}}'

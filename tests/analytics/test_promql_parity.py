@@ -16,7 +16,7 @@ from analytics.promql import (
     compute_sum,
     select_instant,
 )
-from collectors.prom_api import fetch_range
+from collectors.metrics.prom_api import fetch_range
 from tests.servers import Series, Server, samples_frame, utc
 
 pytestmark = pytest.mark.realserver

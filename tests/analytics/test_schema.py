@@ -17,13 +17,13 @@ from analytics.schema import (
     ENGINE_SAMPLES,
     GPU_SAMPLES,
     REQUESTS,
-    TS,
+    UTC_MS,
     Dataset,
     conform,
     dataset,
     empty,
 )
-from collectors.store import read_dataset, write_dataset
+from collectors.store.datasets import read_dataset, write_dataset
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -158,7 +158,7 @@ def test_an_unknown_data_set_name_is_a_schema_error_listing_the_known_ones() -> 
     "ds", [pytest.param(d, id=f"{d.name} declares coherent keys") for d in DATASETS.values()]
 )
 def test_every_data_set_is_keyed_partitioned_and_timestamped_coherently(ds: Dataset) -> None:
-    assert ds.columns["ts"] == TS and "ts" in ds.required
+    assert ds.columns["ts"] == UTC_MS and "ts" in ds.required
     assert set(ds.partition_by) <= {"tenant", "date"}
     assert ds.key and set(ds.key) <= set(ds.columns)
     if "tenant" in ds.partition_by:

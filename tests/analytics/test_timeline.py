@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from analytics.schema import DEPLOYMENTS
 from analytics.timeline import SKEW_TOLERANCE_S, assign_versions, build_version_timeline, version_at
-from collectors.k8s_events import build_workload_index, parse_k8s_events, rows_frame
-from collectors.kube_pods import parse_pod_list
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.workloads import build_workload_index
+from collectors.rollouts.events import parse_k8s_events
+from collectors.rollouts.rows import rows_frame
 from simulator import Simulation
 
 T0 = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)

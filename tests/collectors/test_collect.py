@@ -10,7 +10,9 @@ import pytest
 
 from analytics.errors import ConfigError
 from analytics.schema import SCRAPES
-from collectors.collect import (
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.target_attribution import attribute_targets
+from collectors.metrics.rounds import (
     ScrapeBatch,
     attach_target_labels,
     build_batch,
@@ -18,9 +20,9 @@ from collectors.collect import (
     run_rounds,
     target_labels,
 )
-from collectors.kube_pods import attribute, parse_pod_list
-from collectors.scrape import ScrapeResult
-from collectors.targets import Job, Target
+from collectors.metrics.scrape import ScrapeResult
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 from tests.collectors.test_kube_pods import pod_item, pod_list
 from tests.collectors.test_scrape import send, serve
 
@@ -45,22 +47,22 @@ def ok(target: Target, text: str, ts: datetime = T0) -> ScrapeResult:
     return ScrapeResult(target, ts, True, 200, 0.01, text)
 
 
-VLLM_A = Target(Job.VLLM, "http://10.0.0.1:8000/metrics", {"namespace": "team-a", "pod": "vllm-a-0"})
-VLLM_B = Target(Job.VLLM, "http://10.0.0.2:8000/metrics", {"namespace": "team-b", "pod": "vllm-b-0"})
+VLLM_A = Target(SourceFormat.VLLM, "http://10.0.0.1:8000/metrics", {"namespace": "team-a", "pod": "vllm-a-0"})
+VLLM_B = Target(SourceFormat.VLLM, "http://10.0.0.2:8000/metrics", {"namespace": "team-b", "pod": "vllm-b-0"})
 
 
 # --- target labels -----------------------------------------------------------------------------------
 
 def test_target_labels_add_instance_job_and_cluster_without_overriding_config() -> None:
-    t = Target(Job.VLLM, "http://10.0.0.1:8000/metrics", {"namespace": "a", "cluster": "own", "pod": ""})
+    t = Target(SourceFormat.VLLM, "http://10.0.0.1:8000/metrics", {"namespace": "a", "cluster": "own", "pod": ""})
     assert target_labels(t, cluster="fleet") == {
         "namespace": "a", "cluster": "own", "instance": "10.0.0.1:8000", "job": "vllm"}
-    assert target_labels(Target(Job.TGI, "https://tgi.example:9000/"), cluster="fleet") == {
+    assert target_labels(Target(SourceFormat.TGI, "https://tgi.example:9000/"), cluster="fleet") == {
         "instance": "tgi.example:9000", "job": "tgi", "cluster": "fleet"}
 
 
 def test_the_default_port_is_part_of_the_instance() -> None:
-    assert target_labels(Target(Job.TGI, "http://10.0.0.3/metrics"))["instance"] == "10.0.0.3:80"
+    assert target_labels(Target(SourceFormat.TGI, "http://10.0.0.3/metrics"))["instance"] == "10.0.0.3:80"
 
 
 def test_colliding_exposed_labels_are_renamed_exported_and_target_labels_added() -> None:
@@ -146,7 +148,7 @@ def test_a_failed_fetch_becomes_a_down_row_and_other_targets_are_kept() -> None:
 
 
 def test_samples_the_normaliser_drops_are_noted_on_the_up_row() -> None:
-    no_tenant = Target(Job.VLLM, "http://10.0.0.9:8000/metrics")
+    no_tenant = Target(SourceFormat.VLLM, "http://10.0.0.9:8000/metrics")
     batch = build_batch([ok(no_tenant, vllm_page(1, 2))])
     (scrape,) = batch.scrapes.iter_rows(named=True)
     assert scrape["up"] and batch.normalised.engine.height == 0
@@ -164,7 +166,7 @@ def test_a_round_over_http_with_pods_attributed_from_a_pod_list() -> None:
     with serve({"/metrics": lambda h, n: send(h, SGLANG_PAGE)}) as srv:
         pods = parse_pod_list(pod_list(pod_item("team-s", "sglang-7c9-x", "127.0.0.1", ports={"sglang": [srv.port]},
                                                 labels={"pod-template-hash": "7c9"})), source="pods.json")
-        (target,) = attribute([Target(Job.SGLANG, srv.url("/metrics"))], pods)
+        (target,) = attribute_targets([Target(SourceFormat.SGLANG, srv.url("/metrics"))], pods)
         batch = collect_scrape([target], clock=lambda: T0, timeout_s=5, retries=0, concurrency=2, cluster="lab")
     (scrape,) = batch.scrapes.iter_rows(named=True)
     assert scrape["up"] and scrape["http_status"] == 200 and scrape["tenant"] == "team-s"
@@ -181,7 +183,7 @@ def test_a_round_over_http_with_pods_attributed_from_a_pod_list() -> None:
 def test_an_unusable_target_is_a_down_row_and_never_fetched() -> None:
     with serve({"/metrics": lambda h, n: send(h, vllm_page(1, 1).encode())}) as srv:
         pods = parse_pod_list(pod_list(pod_item("Bad_NS", "p", "127.0.0.1", ports={"m": [srv.port]})), source="s")
-        (target,) = attribute([Target(Job.VLLM, srv.url("/metrics"))], pods)
+        (target,) = attribute_targets([Target(SourceFormat.VLLM, srv.url("/metrics"))], pods)
         batch = collect_scrape([target], clock=lambda: T0, retries=0)
     (scrape,) = batch.scrapes.iter_rows(named=True)
     assert not scrape["up"] and "Bad_NS" in scrape["error"]
@@ -209,7 +211,7 @@ def test_rounds_run_at_the_interval_on_the_injected_clock() -> None:
     t = FakeTime(T0)
     seen: list[tuple[int, list[datetime]]] = []
     with serve({"/metrics": lambda h, n: send(h, vllm_page(n, 10 * n).encode())}) as srv:
-        target = Target(Job.VLLM, srv.url("/metrics"), {"namespace": "team-a"})
+        target = Target(SourceFormat.VLLM, srv.url("/metrics"), {"namespace": "team-a"})
         done = run_rounds([target], rounds=3, interval_s=15, clock=t.clock, sleep=t.sleep, retries=0,
                           on_round=lambda i, b: seen.append((i, b.normalised.engine["ts"].to_list())))
     assert done == 3
@@ -227,7 +229,7 @@ def test_a_round_that_overruns_starts_the_next_at_once_without_catching_up() -> 
             t.now += timedelta(seconds=40)  # the first round took longer than two intervals
 
     with serve({"/metrics": lambda h, n: send(h, vllm_page(1, 1).encode())}) as srv:
-        run_rounds([Target(Job.VLLM, srv.url("/metrics"), {"namespace": "a"})], rounds=3, interval_s=15,
+        run_rounds([Target(SourceFormat.VLLM, srv.url("/metrics"), {"namespace": "a"})], rounds=3, interval_s=15,
                    clock=t.clock, sleep=t.sleep, on_round=on_round, retries=0)
     assert t.slept == [15.0]  # round 1 at once (t0+40), round 2 one interval later
     assert [b.scrapes["ts"][0] for b in batches] == [T0, T0 + timedelta(seconds=40), T0 + timedelta(seconds=55)]
@@ -237,10 +239,10 @@ def test_targets_given_as_a_callable_are_re_read_every_round() -> None:
     t = FakeTime(T0)
     counts: list[int] = []
     with serve({"/metrics": lambda h, n: send(h, vllm_page(1, 1).encode())}) as srv:
-        pool = [Target(Job.VLLM, srv.url("/metrics"), {"namespace": "a"})]
+        pool = [Target(SourceFormat.VLLM, srv.url("/metrics"), {"namespace": "a"})]
 
         def targets() -> list[Target]:
-            pool.append(Target(Job.VLLM, srv.url("/metrics"), {"namespace": f"n{len(pool)}"}))
+            pool.append(Target(SourceFormat.VLLM, srv.url("/metrics"), {"namespace": f"n{len(pool)}"}))
             return list(pool)
 
         run_rounds(targets, rounds=2, interval_s=1, clock=t.clock, sleep=t.sleep, retries=0,

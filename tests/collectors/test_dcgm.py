@@ -1,4 +1,4 @@
-"""Tests for collectors.dcgm: identity labels, units, MIG, workload labels, time-sliced GPUs."""
+"""Tests for collectors.normalise.dcgm: identity labels, units, MIG, workload labels, time-sliced GPUs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from analytics.schema import GPU_SAMPLES
-from collectors.dcgm import parse_dcgm, parse_dcgm_counted, workload_labels
+from collectors.normalise.dcgm import parse_dcgm, parse_dcgm_counted, workload_labels
 from tests.collectors.test_normalise import read_page, wide
 
 MIB = 1024 * 1024

@@ -160,16 +160,35 @@ def test_broken_file_in_strict_mode_raises_at_the_first_bad_line(rel: str) -> No
     assert rel in str(info.value)
 
 
+# The workspace's originals (``../shared/fixtures/upstream``), beside a dev checkout and CI's clone. The
+# tests above read only the committed copies; these compare the copies with whatever originals exist.
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream"
+COMMITTED = sorted(
+    p.relative_to(UPSTREAM).as_posix() for p in UPSTREAM.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"
+)
 
 
-def test_every_upstream_text_fixture_is_copied_and_byte_identical() -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"the shared upstream fixtures folder {SHARED} is absent (only in the dev workspace)")
-    shared = sorted(p.relative_to(SHARED).as_posix() for p in SHARED.rglob("*.txt"))
-    assert shared == TEXT_FILES
-    for rel in shared:
-        assert (SHARED / rel).read_bytes() == (UPSTREAM / rel).read_bytes()
+def _provenance_rows() -> list[str]:
+    """The first cell of every table row in tests/fixtures/upstream/PROVENANCE.md."""
+    rows = []
+    for line in (UPSTREAM / "PROVENANCE.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] not in ("file", "") and not set(cells[0]) <= set("-: "):
+            rows.append(cells[0])
+    return rows
+
+
+def test_every_committed_upstream_file_has_exactly_one_provenance_row() -> None:
+    rows = _provenance_rows()
+    assert sorted(rows) == COMMITTED
+
+
+def test_committed_copies_are_byte_identical_to_the_shared_originals_that_exist() -> None:
+    originals = [rel for rel in COMMITTED if (SHARED / rel).is_file()]
+    for rel in originals:
+        assert (SHARED / rel).read_bytes() == (UPSTREAM / rel).read_bytes(), f"{rel} differs from {SHARED / rel}"
+    shared_text = sorted(p.relative_to(SHARED).as_posix() for p in SHARED.rglob("*.txt")) if SHARED.is_dir() else []
+    assert set(shared_text) <= set(TEXT_FILES), "every shared exposition sample is an oracle case here"
 
 
 def test_argo_rollouts_goldens_keep_types_and_both_copies_of_the_repeated_block() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from collectors._exposition_lines import intern, intern_runs
+from collectors.exposition.lines import intern, intern_runs
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from analytics.errors import ExpositionError
 from collectors import exposition
 from collectors.exposition import Family, MetricType, ParsedPage, parse_text
-from collectors.exposition_render import render_text
+from collectors.exposition.render import render_text
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

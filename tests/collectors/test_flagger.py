@@ -12,9 +12,10 @@ import yaml
 
 from analytics.errors import InputError
 from analytics.timeline import build_version_timeline
-from collectors.flagger import HOOK_TYPES, classify_flagger_message, parse_flagger_webhook
-from collectors.k8s_events import build_workload_index, parse_k8s_events
-from collectors.kube_pods import parse_pod_list
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.workloads import build_workload_index
+from collectors.rollouts.events import parse_k8s_events
+from collectors.rollouts.flagger import HOOK_TYPES, classify_flagger_message, parse_flagger_webhook
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)

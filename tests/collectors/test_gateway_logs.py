@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from analytics.errors import InputError
 from analytics.schema import REQUESTS
-from collectors.gateway_fields import ALIASES as GATEWAY_ALIASES
-from collectors.gateway_logs import fetch_gateway_log, parse_gateway_log
-from collectors.kube_pods import parse_pod_list
+from collectors.kube.pods import parse_pod_list
+from collectors.requests.gateway_fields import ALIASES as GATEWAY_ALIASES
+from collectors.requests.gateway_logs import fetch_gateway_log, parse_gateway_log
 from simulator import Simulation, default_fleet_spec
 
 ALIASES = json.loads((Path(__file__).parents[1] / "fixtures" / "request_logs" / "alias_families.json").read_text())

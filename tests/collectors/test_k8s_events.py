@@ -15,11 +15,11 @@ import yaml
 
 from analytics.errors import InputError
 from analytics.schema import DEPLOYMENTS
-from collectors.deploy_rows import EventBatch
-from collectors.k8s_events import _classify_rollout, parse_k8s_events
-from collectors.kube_pods import parse_pod_list
-from collectors.pod_warmup import parse_pod_warmup
-from collectors.workloads import WorkloadIndex, build_workload_index
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.workloads import WorkloadIndex, build_workload_index
+from collectors.rollouts.events import _classify_rollout, parse_k8s_events
+from collectors.rollouts.rows import EventBatch
+from collectors.rollouts.warmup import parse_pod_warmup
 from simulator import Simulation
 
 UP = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"

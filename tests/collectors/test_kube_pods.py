@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from analytics.errors import InputError
-from collectors.kube_pods import parse_pod_list
-from collectors.pod_model import Pod
-from collectors.target_attribution import IssueKind, attribute, attribute_report
-from collectors.targets import Job, Target
+from collectors.kube.pod_model import Pod
+from collectors.kube.pods import parse_pod_list
+from collectors.kube.target_attribution import IssueKind, attribute_targets, attribute_targets_report
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "upstream" / "kubernetes" / "core.v1.Pod.json"
 UPSTREAM_POD: dict[str, Any] = json.loads(FIXTURE.read_text())
@@ -163,7 +164,7 @@ def test_a_target_on_a_pod_ip_and_declared_port_gets_the_pods_identity() -> None
                  labels={"rollouts-pod-template-hash": "7f"}, node="gpu-3"),
         pod_item("team-b", "other", "10.1.0.8", ports={"vllm": [8000]}),
     )
-    result = attribute_report([Target(Job.VLLM, "http://10.1.0.7:8000/metrics")], pods)
+    result = attribute_targets_report([Target(SourceFormat.VLLM, "http://10.1.0.7:8000/metrics")], pods)
     (t,) = result.targets
     assert dict(t.labels) == {"namespace": "team-a", "pod": "llama-7f-abc", "node": "gpu-3",
                               "container": "vllm", "model_version": "7f"}
@@ -172,28 +173,28 @@ def test_a_target_on_a_pod_ip_and_declared_port_gets_the_pods_identity() -> None
 
 def test_the_port_picks_the_container() -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"vllm": [8000], "sidecar": [9090]}))
-    (t,) = attribute([Target(Job.VLLM, "http://10.1.0.7:9090/metrics")], pods)
+    (t,) = attribute_targets([Target(SourceFormat.VLLM, "http://10.1.0.7:9090/metrics")], pods)
     assert t.labels["container"] == "sidecar"
 
 
 def test_labels_given_in_config_win_over_discovered_ones() -> None:
     pods = index_of(pod_item("team-a", "p", "10.1.0.7", ports={"vllm": [8000]},
                              labels={"pod-template-hash": "discovered"}))
-    target = Target(Job.VLLM, "http://10.1.0.7:8000/", {"model_version": "v2", "cluster": "east"})
-    (t,) = attribute([target], pods)
+    target = Target(SourceFormat.VLLM, "http://10.1.0.7:8000/", {"model_version": "v2", "cluster": "east"})
+    (t,) = attribute_targets([target], pods)
     assert t.labels["model_version"] == "v2" and t.labels["cluster"] == "east"
     assert t.labels["namespace"] == "team-a"
 
 
 def test_an_unique_ip_without_the_port_declared_still_matches_and_fills_a_lone_container() -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"server": []}))
-    (t,) = attribute([Target(Job.TGI, "http://10.1.0.7:9000/metrics")], pods)
+    (t,) = attribute_targets([Target(SourceFormat.TGI, "http://10.1.0.7:9000/metrics")], pods)
     assert (t.labels["pod"], t.labels["container"]) == ("p", "server")
 
 
 def test_a_pod_with_several_containers_and_no_matching_port_leaves_the_container_empty() -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"one": [], "two": []}))
-    (t,) = attribute([Target(Job.TGI, "http://10.1.0.7:9000/metrics")], pods)
+    (t,) = attribute_targets([Target(SourceFormat.TGI, "http://10.1.0.7:9000/metrics")], pods)
     assert t.labels["pod"] == "p" and "container" not in t.labels
 
 
@@ -202,9 +203,9 @@ def test_host_network_pods_sharing_the_node_ip_are_told_apart_by_port() -> None:
         pod_item("gpu-operator", "dcgm-exporter-x", "192.0.2.10", ports={"exporter": [9400]}, host_ports=True),
         pod_item("kube-system", "node-exporter-y", "192.0.2.10", ports={"exporter": [9100]}, host_ports=True),
     )
-    (dcgm,) = attribute([Target(Job.DCGM, "http://192.0.2.10:9400/metrics")], pods)
+    (dcgm,) = attribute_targets([Target(SourceFormat.DCGM, "http://192.0.2.10:9400/metrics")], pods)
     assert dcgm.labels["pod"] == "dcgm-exporter-x"
-    result = attribute_report([Target(Job.DCGM, "http://192.0.2.10:9999/metrics")], pods)
+    result = attribute_targets_report([Target(SourceFormat.DCGM, "http://192.0.2.10:9999/metrics")], pods)
     assert result.issues[0].kind == IssueKind.AMBIGUOUS and "pod" not in result.targets[0].labels
 
 
@@ -213,14 +214,14 @@ def test_finished_pods_do_not_claim_a_reused_ip() -> None:
         pod_item("old", "done", "10.1.0.7", ports={"m": [8000]}, phase="Succeeded"),
         pod_item("new", "live", "10.1.0.7", ports={"m": [8000]}),
     )
-    (t,) = attribute([Target(Job.VLLM, "http://10.1.0.7:8000/")], pods)
+    (t,) = attribute_targets([Target(SourceFormat.VLLM, "http://10.1.0.7:8000/")], pods)
     assert t.labels["pod"] == "live"
 
 
 def test_an_ipv6_target_matches_a_dual_stack_pod() -> None:
     item = pod_item("a", "p6", "10.0.0.9", ports={"m": [8000]})
     item["status"]["podIPs"].append({"ip": "fd00::9"})
-    (t,) = attribute([Target(Job.VLLM, "http://[FD00:0::9]:8000/metrics")], index_of(item))
+    (t,) = attribute_targets([Target(SourceFormat.VLLM, "http://[FD00:0::9]:8000/metrics")], index_of(item))
     assert t.labels["pod"] == "p6"
     assert t.instance == "[fd00:0::9]:8000"  # as written in the URL, like Prometheus's __address__
 
@@ -234,8 +235,8 @@ def test_an_ipv6_target_matches_a_dual_stack_pod() -> None:
 )
 def test_a_target_that_matches_nothing_keeps_its_config_labels_and_is_reported(url: str, needle: str) -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"m": [8000]}))
-    target = Target(Job.VLLM, url, {"namespace": "team-a", "model_name": "m"})
-    result = attribute_report([target], pods)
+    target = Target(SourceFormat.VLLM, url, {"namespace": "team-a", "model_name": "m"})
+    result = attribute_targets_report([target], pods)
     assert result.targets == [target]
     (issue,) = result.issues
     assert issue.kind == IssueKind.UNMATCHED and needle in issue.message and issue.url == url
@@ -244,7 +245,7 @@ def test_a_target_that_matches_nothing_keeps_its_config_labels_and_is_reported(u
 def test_an_invalid_namespace_makes_the_target_unusable_with_a_clear_error() -> None:
     pods = index_of(pod_item("Team_A", "p", "10.1.0.7", ports={"m": [8000]}),
                     pod_item("team-b", "q", "10.1.0.8", ports={"m": [8000]}))
-    result = attribute_report([Target(Job.VLLM, "http://10.1.0.7:8000/"), Target(Job.VLLM, "http://10.1.0.8:8000/")],
+    result = attribute_targets_report([Target(SourceFormat.VLLM, "http://10.1.0.7:8000/"), Target(SourceFormat.VLLM, "http://10.1.0.8:8000/")],
                               pods)
     bad, good = result.targets
     assert bad.error is not None and "Team_A" in bad.error and "RFC 1123" in bad.error
@@ -253,25 +254,25 @@ def test_an_invalid_namespace_makes_the_target_unusable_with_a_clear_error() -> 
 
 
 def test_a_configured_invalid_namespace_is_caught_even_without_a_pod_match() -> None:
-    result = attribute_report([Target(Job.VLLM, "http://10.1.0.7:8000/", {"namespace": "../etc"})], [])
+    result = attribute_targets_report([Target(SourceFormat.VLLM, "http://10.1.0.7:8000/", {"namespace": "../etc"})], [])
     assert result.targets[0].error is not None
     assert {i.kind for i in result.issues} == {IssueKind.UNMATCHED, IssueKind.INVALID_TENANT}
 
 
 def test_a_bad_url_is_reported_not_raised() -> None:
-    result = attribute_report([Target(Job.VLLM, "ftp://10.1.0.7/metrics")], [])
+    result = attribute_targets_report([Target(SourceFormat.VLLM, "ftp://10.1.0.7/metrics")], [])
     assert result.issues[0].kind == IssueKind.BAD_URL
 
 
 def test_attribute_accepts_a_plain_sequence_of_pods() -> None:
     pod = Pod(namespace="a", name="p", node=None, pod_ips=("10.0.0.1",), containers=("c",), ports=())
-    (t,) = attribute([Target(Job.SGLANG, "http://10.0.0.1:30000/metrics")], [pod])
+    (t,) = attribute_targets([Target(SourceFormat.SGLANG, "http://10.0.0.1:30000/metrics")], [pod])
     assert dict(t.labels) == {"namespace": "a", "pod": "p", "container": "c"}
 
 
 def test_attribute_logs_what_it_could_not_attribute_and_the_pod_lists_issues(caplog: pytest.LogCaptureFixture) -> None:
     pods = index_of(pod_item("a", "p", "10.1.0.7", ports={"m": [8000]}), copy.deepcopy(UPSTREAM_POD))
-    with caplog.at_level("WARNING", logger="collectors.target_attribution"):
-        attribute([Target(Job.VLLM, "http://10.9.9.9:8000/")], pods)
+    with caplog.at_level("WARNING", logger="collectors.kube.target_attribution"):
+        attribute_targets([Target(SourceFormat.VLLM, "http://10.9.9.9:8000/")], pods)
     text = caplog.text
     assert "no running pod has IP 10.9.9.9" in text and "podIPValue" in text

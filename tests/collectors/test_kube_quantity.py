@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from collectors.kube_quantity import QuantityError, int_value, milli_value, parse_quantity
+from collectors.kube.quantity import QuantityError, int_value, milli_value, parse_quantity
 
 
 @pytest.mark.parametrize(

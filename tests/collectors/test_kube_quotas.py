@@ -12,7 +12,7 @@ import pytest
 
 from analytics.errors import InputError
 from analytics.schema import QUOTAS
-from collectors.kube_quotas import parse_quotas
+from collectors.kube.quotas import parse_quotas
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SETUP: dict[str, Any] = json.loads((FIXTURES / "kube/kueue-and-resourcequotas.json").read_text())

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from analytics.errors import InputError
 from analytics.schema import ALLOCATIONS, INVENTORY
-from collectors.kube_resources import parse_allocations, parse_inventory, parse_nodes
-from collectors.mig_profiles import MIG_GPUS
+from collectors.kube.allocations import parse_allocations
+from collectors.kube.mig_profiles import MIG_GPUS
+from collectors.kube.nodes import parse_inventory, parse_nodes
 from simulator import Simulation
 from simulator.config import MIG_MEMORY_MIB
 

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from collectors.mig_profiles import MIG_GPUS, mig_fraction, mig_gpu_for, profile_compute_slices
+from collectors.kube.mig_profiles import MIG_GPUS, mig_fraction, mig_gpu_for, profile_compute_slices
 
 
 @pytest.mark.parametrize("key", sorted(MIG_GPUS))

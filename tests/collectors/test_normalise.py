@@ -1,4 +1,4 @@
-"""Tests for collectors.normalise: the dispatcher, concat, tenant validation and the histogram rules."""
+"""Tests for collectors.normalise.rules: the dispatcher, concat, tenant validation and the histogram rules."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 
 from analytics.schema import ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES
-from collectors.collect import attach_target_labels
 from collectors.exposition import parse_text
-from collectors.normalise import Normalised, concat, normalise
-from collectors.samples import META_SCHEMA
-from collectors.targets import Job
-from collectors.vllm import parse_vllm
+from collectors.metrics.rounds import attach_target_labels
+from collectors.normalise.dispatch import normalise
+from collectors.normalise.frames import Normalised, concat
+from collectors.normalise.vllm import parse_vllm
+from collectors.samples import META_SCHEMA, SourceFormat
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -54,8 +54,8 @@ def _vllm(tenant: str, model: str | None = "m", value: float = 1.0) -> list[Samp
 def test_dispatch_routes_each_job_to_its_frames() -> None:
     dcgm = read_page("pages/dcgm/mig.txt", labels={"node": "n"})
     triton = read_page("upstream/triton/vllm_backend-README.md.metrics-sample.txt", labels={"namespace": "team-a"})
-    out_dcgm = normalise(dcgm, Job.DCGM)
-    out_triton = normalise(triton, Job.TRITON)
+    out_dcgm = normalise(dcgm, SourceFormat.DCGM)
+    out_triton = normalise(triton, SourceFormat.TRITON)
     assert out_dcgm.gpu.height == 2 and out_dcgm.engine.height == 0 and out_dcgm.hist.height == 0
     # Triton's vLLM backend page holds vllm:* series only: they normalise as vLLM rows.
     assert out_triton.gpu.height == 0
@@ -65,9 +65,9 @@ def test_dispatch_routes_each_job_to_its_frames() -> None:
 
 @pytest.mark.parametrize(
     "job",
-    [pytest.param(j, id=f"an empty {j} frame gives empty conformed frames") for j in Job],
+    [pytest.param(j, id=f"an empty {j} frame gives empty conformed frames") for j in SourceFormat],
 )
-def test_empty_frame_gives_empty_conformed_frames(job: Job) -> None:
+def test_empty_frame_gives_empty_conformed_frames(job: SourceFormat) -> None:
     out = normalise(pl.DataFrame(schema=META_SCHEMA), job)
     assert out.gpu.schema == GPU_SAMPLES.schema
     assert out.engine.schema == ENGINE_SAMPLES.schema

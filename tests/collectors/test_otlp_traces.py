@@ -11,8 +11,8 @@ import pytest
 
 from analytics.errors import InputError
 from analytics.schema import REQUESTS
-from collectors.gateway_logs import fetch_gateway_log
-from collectors.otlp_traces import fetch_otlp_traces, parse_otlp_traces
+from collectors.requests.gateway_logs import fetch_gateway_log
+from collectors.requests.otlp_traces import fetch_otlp_traces, parse_otlp_traces
 from simulator import Simulation, default_fleet_spec
 from simulator.requests_log import COUNTED_FLAGS
 

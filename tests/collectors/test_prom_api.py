@@ -1,4 +1,4 @@
-"""collectors.prom_api against a real Prometheus and a real VictoriaMetrics holding the same samples."""
+"""collectors.metrics.prom_api against a real Prometheus and a real VictoriaMetrics holding the same samples."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import polars as pl
 import pytest
 
 from analytics.errors import CollectorError
-from collectors.prom_api import DEFAULT_SELECTORS, PromApiSource, fetch_range, fetch_wide
-from collectors.samples import META_COLUMNS, NAME, TS, VALUE, label_columns
-from collectors.targets import Job
+from collectors.metrics.prom_api import DEFAULT_SELECTORS, PromApiSource, fetch_range, fetch_wide
+from collectors.samples import META_COLUMNS, NAME, TS, VALUE, SourceFormat, label_columns
 from tests.servers import Series, Server, samples_frame, utc
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -125,9 +124,9 @@ def test_fetch_range_returns_a_long_frame_with_labels(backend: Server) -> None:
 def test_source_fetches_each_job_with_its_selector(backend: Server) -> None:
     src = PromApiSource(backend.url, chunk_s=1800)
     frames = src.fetch(utc(T0), utc(END))
-    assert set(frames) == set(DEFAULT_SELECTORS) == set(Job)
-    for job, regex in {Job.DCGM: "DCGM_FI_.*", Job.VLLM: "vllm:.*", Job.TRITON: "nv_.*", Job.SGLANG: "sglang:.*",
-                       Job.TGI: "tgi_.*"}.items():
+    assert set(frames) == set(DEFAULT_SELECTORS) == set(SourceFormat)
+    for job, regex in {SourceFormat.DCGM: "DCGM_FI_.*", SourceFormat.VLLM: "vllm:.*", SourceFormat.TRITON: "nv_.*", SourceFormat.SGLANG: "sglang:.*",
+                       SourceFormat.TGI: "tgi_.*"}.items():
         assert _rows(frames[job]) == _expected(regex, T0, END)
 
 

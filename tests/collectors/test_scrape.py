@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from analytics.errors import CollectorError
-from collectors.scrape import ACCEPT, ScrapeResult, fetch_pages
-from collectors.targets import Job, Target
+from collectors.metrics.scrape import ACCEPT, ScrapeResult, fetch_pages
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 
 Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]
 FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -119,7 +120,7 @@ def fetch(*targets: Target, **kw: object) -> list[ScrapeResult]:
 
 def test_a_page_is_fetched_with_prometheus_accept_header_and_the_injected_clock() -> None:
     with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")))
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")))
     assert r.ok and r.http_status == 200 and r.text == PAGE.decode() and r.error == ""
     assert r.ts == FIXED
     assert r.attempts == 1 and r.duration_s >= 0
@@ -132,7 +133,7 @@ def test_a_gzip_page_is_decoded() -> None:
         send(h, gzip.compress(PAGE), extra={"Content-Encoding": "gzip"})
 
     with serve({"/metrics": gz}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")))
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")))
     assert r.ok and r.text == PAGE.decode()
 
 
@@ -143,7 +144,7 @@ def numbered(i: int) -> Handler:
 
 def test_results_come_back_in_target_order_one_per_target() -> None:
     with serve({f"/m{i}": numbered(i) for i in range(5)}) as srv:
-        results = fetch(*(Target(Job.TGI, srv.url(f"/m{i}")) for i in range(5)))
+        results = fetch(*(Target(SourceFormat.TGI, srv.url(f"/m{i}")) for i in range(5)))
     assert [r.text for r in results] == [f"x {i}\n" for i in range(5)]
 
 
@@ -157,7 +158,7 @@ def test_results_come_back_in_target_order_one_per_target() -> None:
 )
 def test_http_errors_fail_and_only_5xx_are_retried(status: int, attempts: int) -> None:
     with serve({"/metrics": lambda h, n: send(h, b"no\n", status=status)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")), retries=2)
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")), retries=2)
     assert not r.ok and r.text is None
     assert r.http_status == status and f"HTTP {status}" in r.error
     assert srv.hits["/metrics"] == attempts == r.attempts
@@ -165,7 +166,7 @@ def test_http_errors_fail_and_only_5xx_are_retried(status: int, attempts: int) -
 
 def test_a_body_over_the_cap_fails_as_too_large() -> None:
     with serve({"/metrics": lambda h, n: send(h, b"x 1\n" * 1000)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")), max_body_bytes=1000)
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")), max_body_bytes=1000)
     assert not r.ok and "body too large" in r.error
     assert srv.hits["/metrics"] == 1
 
@@ -177,20 +178,20 @@ def test_a_gzip_bomb_is_capped_on_the_decoded_size() -> None:
         send(h, body, extra={"Content-Encoding": "gzip"})
 
     with serve({"/metrics": gz}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")), max_body_bytes=10_000)
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")), max_body_bytes=10_000)
     assert len(body) < 10_000
     assert not r.ok and "body too large" in r.error
 
 
 def test_a_body_that_is_not_utf8_fails() -> None:
     with serve({"/metrics": lambda h, n: send(h, b"\xff\xfe\x00garbage")}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")))
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")))
     assert not r.ok and "not UTF-8" in r.error and r.http_status == 200
 
 
 def test_an_unusable_target_is_reported_without_a_request() -> None:
     with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics"), error="namespace label: bad tenant"))
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics"), error="namespace label: bad tenant"))
     assert not r.ok and r.error == "namespace label: bad tenant" and r.attempts == 0
     assert srv.hits["/metrics"] == 0
 
@@ -206,7 +207,7 @@ def test_an_unusable_target_is_reported_without_a_request() -> None:
 def test_an_invalid_url_is_a_failed_result_not_an_exception(url: str, needle: str) -> None:
     good_page = "x 1\n"
     with serve({"/ok": lambda h, n: send(h, good_page.encode())}) as srv:
-        bad, good = fetch(Target(Job.VLLM, url), Target(Job.VLLM, srv.url("/ok")))
+        bad, good = fetch(Target(SourceFormat.VLLM, url), Target(SourceFormat.VLLM, srv.url("/ok")))
     assert not bad.ok and needle in bad.error and bad.attempts == 0
     assert good.ok and good.text == good_page
 
@@ -218,20 +219,20 @@ def test_proxy_settings_in_the_environment_are_ignored(monkeypatch: pytest.Monke
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")))
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")))
     assert r.ok, r.error
 
 
 def test_a_clock_in_another_zone_is_stored_as_utc() -> None:
     local = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     with serve({"/metrics": lambda h, n: send(h, PAGE)}) as srv:
-        (r,) = fetch(Target(Job.VLLM, srv.url("/metrics")), clock=lambda: local)
+        (r,) = fetch(Target(SourceFormat.VLLM, srv.url("/metrics")), clock=lambda: local)
     assert r.ts == FIXED and r.ts.utcoffset() == timedelta(0)
 
 
 def test_a_naive_clock_is_refused() -> None:
     with pytest.raises(CollectorError, match="naive"):
-        fetch(Target(Job.VLLM, f"http://127.0.0.1:{closed_port()}/"), clock=lambda: datetime(2026, 1, 1))
+        fetch(Target(SourceFormat.VLLM, f"http://127.0.0.1:{closed_port()}/"), clock=lambda: datetime(2026, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -244,7 +245,7 @@ def test_a_naive_clock_is_refused() -> None:
 )
 def test_bad_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(CollectorError, match="bad scrape settings"):
-        fetch(Target(Job.VLLM, "http://127.0.0.1:1/"), **settings)
+        fetch(Target(SourceFormat.VLLM, "http://127.0.0.1:1/"), **settings)
 
 
 def test_no_targets_is_no_results() -> None:

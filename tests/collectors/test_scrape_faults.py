@@ -10,9 +10,10 @@ import polars as pl
 import pytest
 
 from analytics.promql import compute_increase
-from collectors.collect import collect_scrape
-from collectors.scrape import fetch_pages
-from collectors.targets import Job, Target
+from collectors.metrics.rounds import collect_scrape
+from collectors.metrics.scrape import fetch_pages
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 from tests.collectors.test_collect import vllm_page
 from tests.collectors.test_scrape import closed_port, send, serve
 
@@ -71,7 +72,7 @@ def faulty():
 
 
 def target(url: str, ns: str) -> Target:
-    return Target(Job.VLLM, url, {"namespace": ns, "pod": f"{ns}-0"})
+    return Target(SourceFormat.VLLM, url, {"namespace": ns, "pod": f"{ns}-0"})
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
-"""Tests for collectors.sglang: the upstream sample, TP ranks never summed, DP ranks as replicas."""
+"""Tests for collectors.normalise.sglang: the upstream sample, TP ranks never summed, DP ranks as replicas."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from collectors.sglang import parse_sglang
+from collectors.normalise.sglang import parse_sglang
 from tests.collectors.test_normalise import read_page, wide
 
 TARGET = {"namespace": "team-c", "pod": "sglang-0", "instance": "10.0.0.9:30000"}

@@ -16,8 +16,9 @@ from polars.testing import assert_frame_equal
 
 from analytics.errors import NameValidationError, StoreError
 from analytics.schema import GPU_SAMPLES, INVENTORY, NO_TENANT, REQUESTS, conform, empty
-from collectors import store
-from collectors.store import list_partitions, read_dataset, write_dataset
+from collectors.store import datasets as store
+from collectors.store import files as store_files
+from collectors.store.datasets import list_partitions, read_dataset, write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -372,7 +373,7 @@ _KILLED_WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     import polars as pl
-    from collectors import store
+    from collectors.store import datasets as store
     from analytics.schema import GPU_SAMPLES
 
     def stuck(df, fh, meta):
@@ -420,7 +421,7 @@ def test_a_writer_killed_mid_file_leaves_the_data_set_complete(tmp_path: Path, f
     before = read_sorted(root)
     _run_killed_writer(root, gpu_rows(60, power=2.0), tmp_path)
     pdir = root / "gpu_samples" / "tenant=team-a" / "date=2024-05-01"
-    leftovers = list(pdir.glob(f"{store.TMP_PREFIX}*"))
+    leftovers = list(pdir.glob(f"{store_files.TMP_PREFIX}*"))
     assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0  # the half-written temp file
     assert_frame_equal(read_sorted(root), before)
     glob = str(root / "gpu_samples" / "**" / "*.parquet")
@@ -428,7 +429,7 @@ def test_a_writer_killed_mid_file_leaves_the_data_set_complete(tmp_path: Path, f
         assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(first_rows,)]
     # The next write completes the batch and sweeps the temp file.
     write_dataset(root, GPU_SAMPLES, gpu_rows(60, power=2.0))
-    assert not list(pdir.glob(f"{store.TMP_PREFIX}*"))
+    assert not list(pdir.glob(f"{store_files.TMP_PREFIX}*"))
     assert_frame_equal(
         read_sorted(root), gpu_rows(60, power=2.0).sort(list(GPU_SAMPLES.key), nulls_last=True)
     )
@@ -440,7 +441,7 @@ _WRITER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import datetime as dt
     import polars as pl
-    from collectors.store import write_dataset
+    from collectors.store.datasets import write_dataset
     from analytics.schema import GPU_SAMPLES, conform
     t0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
     for b in range({batches}):
@@ -479,7 +480,7 @@ def test_a_write_holds_the_partition_lock_against_other_processes(tmp_path: Path
     )
 
     def probe(df, fh, meta):
-        lock = Path(fh.name).parent / store.LOCK_NAME
+        lock = Path(fh.name).parent / store_files.LOCK_NAME
         seen.append(
             subprocess.run(
                 [sys.executable, "-c", probe_script, str(lock)], check=False, timeout=60
@@ -490,7 +491,7 @@ def test_a_write_holds_the_partition_lock_against_other_processes(tmp_path: Path
     monkeypatch.setattr(store, "_encode", probe)
     write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(3))
     assert seen == [3]  # another process could not take the lock during the write
-    lock = tmp_path / "gpu_samples" / "tenant=team-a" / "date=2024-05-01" / store.LOCK_NAME
+    lock = tmp_path / "gpu_samples" / "tenant=team-a" / "date=2024-05-01" / store_files.LOCK_NAME
     assert (
         subprocess.run([sys.executable, "-c", probe_script, str(lock)], check=False, timeout=60).returncode
         == 0

@@ -1,11 +1,11 @@
-"""Tests for collectors.tgi: model from the target label, both counter spellings, the histograms."""
+"""Tests for collectors.normalise.tgi: model from the target label, both counter spellings, the histograms."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from collectors.tgi import parse_tgi
+from collectors.normalise.tgi import parse_tgi
 from tests.collectors.test_normalise import read_page, wide
 
 TARGET = {"namespace": "team-d", "pod": "tgi-0", "instance": "10.0.0.11:9000", "model_name": "bigscience/bloom-560m"}

@@ -1,4 +1,4 @@
-"""Tests for collectors.triton: counters, units, summaries, the first-response histogram, tenant, GPUs."""
+"""Tests for collectors.normalise.triton: counters, units, summaries, the first-response histogram, tenant, GPUs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from analytics.schema import GPU_SAMPLES
-from collectors.triton import parse_triton
+from collectors.normalise.triton import parse_triton
 from tests.collectors.test_normalise import read_page
 
 TARGET = {"namespace": "team-a", "pod": "triton-6b7c-xyz", "instance": "10.0.0.7:8002", "model_version": "rev-2"}

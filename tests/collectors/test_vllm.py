@@ -1,4 +1,4 @@
-"""Tests for collectors.vllm: renames across versions, counters, histograms, model and replica labels."""
+"""Tests for collectors.normalise.vllm: renames across versions, counters, histograms, model and replica labels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from collectors.vllm import parse_vllm
+from collectors.normalise.vllm import parse_vllm
 from tests.collectors.test_normalise import FIXTURES, parse_page, read_page, wide
 
 TARGET = {"namespace": "team-a", "pod": "chat-7d9f-abcde", "instance": "10.0.0.5:8000"}

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.schema import ENGINE_SAMPLES, GPU_SAMPLES, SCRAPES
-from collectors.store import read_dataset
+from collectors.store.datasets import read_dataset
 from fleetlens.cli import main
 from simulator import Simulation, build_fleet_spec
 
@@ -53,7 +53,7 @@ def test_collect_scrapes_configured_targets_and_attributes_them_from_the_pod_lis
         sim.sync()
         pods = tmp_path / "pods.json"
         pods.write_text(json.dumps(sim.pods_json()))
-        engines = [t for t in sim.targets() if t.job.value != "dcgm"]
+        engines = [t for t in sim.targets() if t.format.value != "dcgm"]
         # Only URLs in the config: namespace, pod and version must come from the pod list.
         config = {
             "cluster": "lab",
@@ -61,9 +61,9 @@ def test_collect_scrapes_configured_targets_and_attributes_them_from_the_pod_lis
             "collect": {
                 "interval_s": 1, "timeout_s": 1,
                 "kubernetes": {"pod_list": str(pods)},
-                "targets": [{"job": t.job.value, "url": t.url} for t in engines]
-                + [{"job": "dcgm", "url": t.url, "labels": {"node": t.labels["node"]}}
-                   for t in sim.targets() if t.job.value == "dcgm"],
+                "targets": [{"format": t.format.value, "url": t.url} for t in engines]
+                + [{"format": "dcgm", "url": t.url, "labels": {"node": t.labels["node"]}}
+                   for t in sim.targets() if t.format.value == "dcgm"],
             },
         }
         path = tmp_path / "fleetlens.yaml"
@@ -88,8 +88,8 @@ def test_collect_reports_a_down_target_and_keeps_the_others(tmp_path: Path) -> N
         config = {
             "data_dir": str(tmp_path / "data"),
             "collect": {"interval_s": 1, "timeout_s": 1, "retries": 0, "targets": [
-                {"job": good.job.value, "url": good.url, "labels": dict(good.labels)},
-                {"job": "vllm", "url": "http://127.0.0.1:9/metrics", "labels": {"namespace": "team-x"}},
+                {"format": good.format.value, "url": good.url, "labels": dict(good.labels)},
+                {"format": "vllm", "url": "http://127.0.0.1:9/metrics", "labels": {"namespace": "team-x"}},
             ]},
         }
         path = tmp_path / "c.yaml"
@@ -101,7 +101,7 @@ def test_collect_reports_a_down_target_and_keeps_the_others(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("bad, key", [
-    pytest.param({"collect": {"targets": [{"job": "vllm", "url": "ftp://x/metrics"}]}}, "collect.targets[0].url",
+    pytest.param({"collect": {"targets": [{"format": "vllm", "url": "ftp://x/metrics"}]}}, "collect.targets[0].url",
                  id="a non-http target URL names its key"),
     pytest.param({"collect": {"interval": 5}}, "collect.interval", id="a misspelt key is named"),
     pytest.param({"simulator": {"canary": {"weight_steps": [50, 10]}}}, "simulator.canary.weight_steps",

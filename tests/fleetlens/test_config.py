@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from analytics.errors import ConfigError
-from collectors.targets import Job, Target
+from collectors.samples import SourceFormat
+from collectors.targets import Target
 from fleetlens import config_values as config_module
 from fleetlens import env
 from fleetlens.config import (
@@ -68,11 +69,11 @@ def test_the_example_loads_into_the_dataclass_tree(tmp_path: Path, monkeypatch) 
     assert cfg.source == str(EXAMPLE) and cfg.cluster == "prod-eu-1"
     assert cfg.data_dir == EXAMPLE.parent / "fleetlens-data"
     assert cfg.collect.kubernetes.pod_list == EXAMPLE.parent / "pods.json"
-    assert [t.job for t in cfg.collect.targets] == [Job.DCGM, Job.VLLM, Job.TGI]
+    assert [t.format for t in cfg.collect.targets] == [SourceFormat.DCGM, SourceFormat.VLLM, SourceFormat.TGI]
     assert all(isinstance(t, Target) for t in cfg.collect.targets)
     assert cfg.collect.targets[1].labels["model_version"] == "5d8f9c"
     assert cfg.prometheus is not None and cfg.prometheus.bearer_token == "tok-123"
-    assert cfg.prometheus.selectors[Job.DCGM] == '{__name__=~"DCGM_FI_.*"}'
+    assert cfg.prometheus.selectors[SourceFormat.DCGM] == '{__name__=~"DCGM_FI_.*"}'
     assert [t.name for t in cfg.tenants] == ["team-a", "team-chat"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.cluster = "x"  # type: ignore[misc]
@@ -130,7 +131,7 @@ def test_parse_config_without_a_base_dir_keeps_relative_paths() -> None:
 
 # --- errors name the key and the file --------------------------------------------------------------
 
-GOOD_TARGET = {"job": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
+GOOD_TARGET = {"format": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
 
 
 @pytest.mark.parametrize(
@@ -176,13 +177,13 @@ GOOD_TARGET = {"job": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
             id="a url with an impossible port is refused",
         ),
         pytest.param(
-            {"collect": {"targets": [GOOD_TARGET | {"job": "nvidia"}]}},
-            "collect.targets[0].job",
-            "not a job",
-            id="an unknown job is refused",
+            {"collect": {"targets": [GOOD_TARGET | {"format": "nvidia"}]}},
+            "collect.targets[0].format",
+            "not a source format",
+            id="an unknown source format is refused",
         ),
         pytest.param(
-            {"collect": {"targets": [{"job": "dcgm"}]}},
+            {"collect": {"targets": [{"format": "dcgm"}]}},
             "collect.targets[0].url",
             "missing",
             id="a target without a url is refused",
@@ -245,7 +246,7 @@ GOOD_TARGET = {"job": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
             id="a timeout longer than the interval is refused",
         ),
         pytest.param(
-            {"collect": {"targets": {"job": "dcgm"}}},
+            {"collect": {"targets": {"format": "dcgm"}}},
             "collect.targets",
             "expected a list",
             id="targets that are not a list are refused",
@@ -260,7 +261,7 @@ GOOD_TARGET = {"job": "dcgm", "url": "http://127.0.0.1:9400/metrics"}
             {"prometheus": {"url": "http://p:9090", "selectors": {"dgcm": "{}"}}},
             "prometheus.selectors.dgcm",
             "did you mean 'dcgm'",
-            id="a selector for an unknown job is refused",
+            id="a selector for an unknown source format is refused",
         ),
         pytest.param(
             {"prometheus": {"url": "http://p:9090", "chunk_s": -1}},
@@ -309,9 +310,9 @@ def test_an_error_in_a_file_names_the_file_and_the_line(tmp_path: Path) -> None:
         cluster: prod
         collect:
           targets:
-            - job: dcgm
+            - format: dcgm
               url: http://a:9400/metrics
-            - job: vllm
+            - format: vllm
               url: gopher://b/metrics
     """,
     )
@@ -374,7 +375,7 @@ def test_env_substitution_fills_strings_numbers_and_the_simulator_section(monkey
         {
             "collect": {
                 "interval_s": "${env:FL_TEST_INTERVAL}",
-                "targets": [{"job": "vllm", "url": "http://${env:FL_TEST_HOST}:8000/metrics"}],
+                "targets": [{"format": "vllm", "url": "http://${env:FL_TEST_HOST}:8000/metrics"}],
             },
             "simulator": {"nested": [{"note": "seed ${env:FL_TEST_SEED}"}]},
             "prometheus": {"url": "http://p:9090", "selectors": {"vllm": '{job="$${literal}"}'}},
@@ -384,7 +385,7 @@ def test_env_substitution_fills_strings_numbers_and_the_simulator_section(monkey
     assert cfg.collect.interval_s == 30.0
     assert cfg.collect.targets[0].url == "http://10.1.2.3:8000/metrics"
     assert cfg.simulator == {"nested": [{"note": "seed 11"}]}
-    assert cfg.prometheus is not None and cfg.prometheus.selectors[Job.VLLM] == '{job="${literal}"}'
+    assert cfg.prometheus is not None and cfg.prometheus.selectors[SourceFormat.VLLM] == '{job="${literal}"}'
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from analytics.schema import (
     ROLLUPS,
     SCRAPES,
 )
-from collectors.store import read_dataset
+from collectors.store.datasets import read_dataset
 from fleetlens.cli import main
 from simulator import default_fleet_spec
 

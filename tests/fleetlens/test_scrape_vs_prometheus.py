@@ -12,12 +12,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analytics.schema import ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, Dataset
-from collectors.collect import attach_target_labels, build_batch, target_labels
 from collectors.exposition import parse_text
-from collectors.normalise import Normalised, concat
+from collectors.metrics.rounds import attach_target_labels, build_batch, target_labels
+from collectors.metrics.scrape import fetch_pages
+from collectors.normalise.frames import Normalised, concat
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
-from collectors.scrape import fetch_pages
-from collectors.store import read_dataset
+from collectors.store.datasets import read_dataset
 from fleetlens.cli import main
 from simulator import Simulation, default_fleet_spec
 from tests.servers import Series, Server

@@ -43,7 +43,7 @@ def test_every_target_serves_its_page_over_http_and_stops() -> None:
 def test_a_running_clock_advances_the_world_on_scrape() -> None:
     spec = default_fleet_spec(seed=8)
     with Simulation(spec) as sim:  # wall clock x spec.speed
-        target = next(t for t in sim.targets() if t.job.value == "vllm")
+        target = next(t for t in sim.targets() if t.format.value == "vllm")
         with httpx.Client(timeout=10) as client:
             first = client.get(target.url).text
             sim.clock.advance(120)  # jump the clock instead of sleeping
