@@ -2,10 +2,14 @@
 
 Every error raised on purpose by fleetlens derives from ``FleetlensError``; the CLI is the only place
 that turns them into messages and exit codes. Errors about input name their source and, where there
-is one, the line.
+is one, the line or list item. Input that is bad but not fatal (a dropped line, a skipped item, rows
+not written) is reported, not raised, as a ``Problem``: the non-raising twin of ``InputError``.
 """
 
 from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from enum import StrEnum
 
 
 class FleetlensError(Exception):
@@ -22,15 +26,63 @@ class SchemaError(FleetlensError):
         super().__init__(f"{where}: {message}")
 
 
-class InputError(FleetlensError):
-    """Malformed input (exposition text, JSON, YAML, events): names the source and the line."""
+class ProblemCode(StrEnum):
+    """What kind of problem, where callers branch on it (most problems need only their reason)."""
 
-    def __init__(self, source: str, line: int | None, message: str) -> None:
+    UNMATCHED = "unmatched"  # a scrape target whose host:port is no pod's
+    AMBIGUOUS = "ambiguous"  # a scrape target that several pods could be
+    INVALID_TENANT = "invalid_tenant"  # a namespace that cannot be a tenant (a path, a label value)
+    BAD_URL = "bad_url"  # a scrape target URL without a usable host and port
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One bad line, list item or group of rows, skipped or kept in part: what ``InputError`` raises."""
+
+    source: str  # the file, URL, target or data set
+    reason: str
+    _: KW_ONLY
+    line: int | None = None  # 1-based line of a text input
+    item: int | None = None  # index in a JSON list (``items[i]``)
+    name: str | None = None  # the object: ``namespace/name``, a tenant
+    code: ProblemCode | None = None
+    text: str | None = None  # the offending line as read
+    rows: int | None = None  # rows not written
+
+    def __str__(self) -> str:
+        """One line, ``source:line: items[3] (ns/name): code: reason``, without the parts it lacks."""
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        what = f"items[{self.item}]" if self.item is not None else self.name
+        extra = [self.name] if self.item is not None and self.name else []
+        extra += [f"{self.rows} rows"] if self.rows is not None else []
+        if extra:
+            what = f"{what} ({', '.join(extra)})" if what else f"({', '.join(extra)})"
+        return ": ".join(p for p in (where, what, self.code and str(self.code), self.reason) if p)
+
+    def error(self, cls: type[InputError] | None = None) -> InputError:
+        """This problem raised: an ``InputError`` (or subclass ``cls``) whose ``problem`` equals it."""
+        return (cls or InputError)(self.source, self.line, self.reason, item=self.item, name=self.name,
+                                   code=self.code, text=self.text, rows=self.rows)
+
+
+class InputError(FleetlensError):
+    """Malformed input (exposition text, JSON, YAML, events): names the source and the line or item."""
+
+    def __init__(self, source: str, line: int | None, message: str, *, item: int | None = None,
+                 name: str | None = None, code: ProblemCode | None = None, text: str | None = None,
+                 rows: int | None = None) -> None:
         self.source = source
         self.line = line
         self.reason = message
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {message}")
+        self.problem = Problem(source, message, line=line, item=item, name=name, code=code, text=text, rows=rows)
+        super().__init__(str(self.problem))
+
+
+class ItemError(InputError):
+    """One list item (a pod, node, event) is unusable: its reader reports it as a Problem and reads on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", None, message)  # the reader that catches it knows the source and index
 
 
 class ExpositionError(InputError):
@@ -44,6 +96,14 @@ class ConfigError(FleetlensError):
         self.key = key
         self.source = source
         super().__init__(f"{source}: {key}: {message}")
+
+
+class UsageError(FleetlensError):
+    """A command-line option (or combination of options) that cannot be used: names the option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"{option}: {message}")
 
 
 class NameValidationError(FleetlensError):

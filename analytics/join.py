@@ -159,21 +159,29 @@ def compute_gpu_use(
 ) -> pl.DataFrame:
     """Per minute in ``[lo, hi)`` and tenant x model x version: GPU-seconds allocated and busy, energy in joules.
 
-    Allocated: each allocation snapshot holds from its time to the cluster's next snapshot; the
+    Allocated: each allocation snapshot holds from its time to the cluster's next snapshot, the
     last one to the cluster's last observation (its latest GPU sample or snapshot), never past
-    ``hi``: GPU-seconds beyond what was observed are not claimed, so a minute the data end in
-    (a partial minute) holds the seconds up to that end, and rolling it up again once more data
-    arrived gives the full minute. ``gpu_fraction`` x seconds held. Busy: the minute's mean of the pod's
+    ``hi``; ``gpu_fraction`` x seconds held. GPU-seconds past what was observed are not claimed: a
+    minute the data end in (a partial minute) holds the seconds up to that end, and rolling it up
+    again once more data arrived gives the full minute. Busy: the minute's mean of the pod's
     utilisation x unit, x seconds held, where a ``pod_share`` row's utilisation is of the whole
-    device (unit 1) and an exclusive row's of the pod's unit (its GPU-equivalents / its rows: a
-    whole GPU, a MIG slice with ``gr_engine_active``, a fraction). Energy: the device counter,
-    reset-corrected and linearly interpolated at minute boundaries (never extrapolated past the first
-    or last sample), split between the pods on the device by their share; the unheld rest has no tenant.
+    device (unit 1) and an exclusive row's of the pod's unit (the GPU-equivalents it held, averaged
+    over the minute's snapshots, / its rows: a whole GPU, a MIG slice with ``gr_engine_active``, a
+    fraction). Energy: the device counter, reset-corrected and linearly interpolated at minute
+    boundaries (never extrapolated past the first or last sample), split between the pods on the
+    device by their GPU-equivalents x the part of the counter's span in the minute they held them;
+    the unheld rest has no tenant.
     """
     held = _held_minutes(allocations, lo, hi, _last_observed(gpu_samples, allocations))
-    pods = held.group_by("ts", "tenant", "pod").agg(
-        (pl.col("gpu_fraction") * pl.col("held_s")).sum().alias("gpu_allocated_s"),
-        pl.col("gpu_fraction").sum().alias("__frac__"), pl.col("held_s").max().alias("__held__"),
+    # Per pod and minute: GPU-seconds, the seconds held (snapshots hold disjoint intervals; one
+    # snapshot's rows of a pod share one) and the GPU-equivalents held on average over them.
+    pods = (
+        held.group_by("ts", "tenant", "pod", "__snap__")
+        .agg(pl.col("gpu_fraction").sum(), pl.col("held_s").first())
+        .group_by("ts", "tenant", "pod")
+        .agg((pl.col("gpu_fraction") * pl.col("held_s")).sum().alias("gpu_allocated_s"),
+             pl.col("held_s").sum().alias("__held__"))
+        .with_columns((pl.col("gpu_allocated_s") / pl.col("__held__")).alias("__frac__"))
     )
     samples = _minute_samples(gpu_samples, lo, hi)
     parts = [pods.select("ts", "tenant", "pod", "gpu_allocated_s")]
@@ -211,12 +219,13 @@ def _last_observed(gpu_samples: pl.DataFrame | None, allocations: pl.DataFrame |
 
 
 def _held_minutes(allocations: pl.DataFrame | None, lo: datetime, hi: datetime, seen: pl.DataFrame) -> pl.DataFrame:
-    """Allocation rows split per minute: (ts minute, tenant, pod, gpu_fraction, held_s).
+    """Allocation rows split per minute: (ts minute, tenant, pod, gpu_fraction, held_s, ``__snap__``: the snapshot's time).
 
     A cluster's last snapshot holds until the cluster's ``__seen__`` time in ``seen`` (see
     :func:`compute_gpu_use`); every hold is cut to ``[lo, hi)``.
     """
-    schema = {"ts": UTC_MS, "tenant": pl.Utf8, "pod": pl.Utf8, "gpu_fraction": pl.Float64, "held_s": pl.Float64}
+    schema = {"ts": UTC_MS, "tenant": pl.Utf8, "pod": pl.Utf8, "gpu_fraction": pl.Float64, "held_s": pl.Float64,
+              "__snap__": UTC_MS}
     if allocations is None or allocations.is_empty():
         return pl.DataFrame(schema=schema)
     snaps = allocations.select(pl.col("ts").cast(UTC_MS), "cluster").unique().sort("ts")
@@ -237,7 +246,7 @@ def _held_minutes(allocations: pl.DataFrame | None, lo: datetime, hi: datetime, 
     held = (pl.min_horizontal(end, pl.col("__b__")) - pl.max_horizontal(pl.col("__m__"), pl.col("__a__")))
     return minutes.select(
         pl.col("__m__").cast(UTC_MS).alias("ts"), "tenant", "pod", pl.col("gpu_fraction").cast(pl.Float64),
-        (held.dt.total_milliseconds() / 1000.0).alias("held_s"),
+        (held.dt.total_milliseconds() / 1000.0).alias("held_s"), pl.col("ts").alias("__snap__"),
     ).filter(pl.col("held_s") > 0)
 
 
@@ -288,20 +297,28 @@ def _energy(gpu_samples: pl.DataFrame, samples: pl.DataFrame, pods: pl.DataFrame
     bounds = np.arange(lo_ms, hi_ms + 1, 60_000, dtype=np.int64)
     rows: list[pl.DataFrame] = []
     for key, part in counters.partition_by(device, as_dict=True, maintain_order=True).items():
-        cum = np.interp(bounds, part["__ms__"].to_numpy(), part["__cum__"].to_numpy())
+        ms = part["__ms__"].to_numpy()
+        cum = np.interp(bounds, ms, part["__cum__"].to_numpy())
         per_minute = np.diff(cum)
+        # The seconds of each minute the counter covers: a minute the device's samples start or
+        # end in (a partial minute) has its energy from that part only.
+        covered = np.clip(np.minimum(bounds[1:], ms[-1]) - np.maximum(bounds[:-1], ms[0]), 0, None) / 1000.0
         keep = per_minute != 0
         rows.append(pl.DataFrame({
             "cluster": [key[0]] * int(keep.sum()), "node": [key[1]] * int(keep.sum()), "gpu_uuid": [key[2]] * int(keep.sum()),
             "ts": pl.Series(bounds[:-1][keep]).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"), "__e__": per_minute[keep],
+            "__covered__": covered[keep],
         }, schema_overrides={"cluster": pl.Utf8, "node": pl.Utf8, "gpu_uuid": pl.Utf8}))
-    energy = pl.concat(rows) if rows else pl.DataFrame(schema={**dict.fromkeys(device, pl.Utf8), "ts": UTC_MS, "__e__": pl.Float64})
+    energy = pl.concat(rows) if rows else pl.DataFrame(
+        schema={**dict.fromkeys(device, pl.Utf8), "ts": UTC_MS, "__e__": pl.Float64, "__covered__": pl.Float64})
     # Each pod's share of a device: its GPU-equivalents spread over the devices it appears on, for
-    # the part of the minute it held them.
+    # the part of the counter's span in the minute it held them.
     on_device = samples.select("ts", *device, "tenant", "pod").unique().join(pods, on=["ts", "tenant", "pod"])
+    on_device = on_device.with_columns((pl.col("__frac__") / pl.len().over("ts", "tenant", "pod")).alias("__share__"))
+    on_device = on_device.join(energy.select("ts", *device, "__covered__"), on=["ts", *device], nulls_equal=True)
     on_device = on_device.with_columns(
-        (pl.col("__frac__") / pl.len().over("ts", "tenant", "pod") * pl.col("__held__") / 60.0).alias("__share__")
-    )
+        (pl.col("__share__") * pl.min_horizontal("__held__", "__covered__") / pl.col("__covered__")).alias("__share__")
+    ).drop("__covered__")
     total = pl.col("__share__").sum().over("ts", *device)
     shared = energy.join(on_device, on=["ts", *device], nulls_equal=True).with_columns(
         (pl.col("__e__") * pl.col("__share__") / pl.max_horizontal(total, pl.lit(1.0))).alias("energy_j")

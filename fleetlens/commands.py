@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analytics.errors import ConfigError, InputError
+from analytics.errors import ConfigError, InputError, UsageError
 from collectors.exposition import parse_text
 from collectors.metrics.rounds import ScrapeBatch
 from collectors.samples import META_COLUMNS, NAME, TS, VALUE
@@ -29,6 +29,7 @@ from fleetlens.pipeline import (
     summarise_store,
     write_normalised,
 )
+from fleetlens.text_files import read_utf8
 
 # Tables of tenants x models need room: at least 120 columns, more when the terminal has them.
 _console = Console(width=max(shutil.get_terminal_size((140, 40)).columns, 120))
@@ -47,7 +48,8 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
     """``fleetlens parse``: print the samples of an exposition file; dropped lines go to stderr."""
     source = "<stdin>" if str(path) == "-" else str(path)
     try:
-        text = sys.stdin.read() if source == "<stdin>" else path.read_text(encoding="utf-8", errors="replace")
+        data = sys.stdin.buffer.read() if source == "<stdin>" else path.read_bytes()
+        text = data.decode("utf-8", errors="replace")  # bad bytes become U+FFFD: the line is dropped, named
     except OSError as exc:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
     page = parse_text(text, strict=strict, source=source)
@@ -112,7 +114,10 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
             where = "/".join(x for x in (t.labels.get("namespace"), t.labels.get("pod")) if x)
             print(f"{t.format.value:8} {t.url}  {where}  {t.labels.get('model_version', '')}".rstrip(), flush=True)
         if files_dir is not None:
-            write_sim_files(sim, files_dir, sim.spec.start, sim.now)
+            try:
+                write_sim_files(sim, files_dir, sim.spec.start, sim.now)
+            except OSError as exc:
+                raise UsageError("--write-files", f"{exc.filename or files_dir}: {exc.strerror or exc}") from exc
         print(f"serving on 127.0.0.1 at {spec.speed:g} simulated s per wall s; Ctrl-C stops", flush=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while deadline is None or time.monotonic() < deadline:
@@ -121,8 +126,9 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
 
 
 def _progress() -> Progress:
+    # Only on a terminal: piped or captured stderr gets the errors alone, one line each.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_err, transient=False)
+                    console=_err, transient=False, disable=not _err.is_terminal)
 
 
 def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, prometheus: str | None,
@@ -134,7 +140,12 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
         raise ConfigError("data_dir", "no data directory: pass --data-dir or set data_dir in the config")
     url = prometheus or (cfg.prometheus.url if cfg is not None and cfg.prometheus is not None else None)
     if url is not None:
+        if pod_list is not None:
+            raise UsageError("--pod-list", "attributes scrape targets: it cannot be used with a Prometheus-API URL")
         return _collect_prometheus(cfg, url, Path(root), start, end)
+    if start is not None or end is not None:
+        raise UsageError("--start" if start is not None else "--end",
+                         "needs --prometheus (or prometheus.url in the config): a scrape reads current values")
     if cfg is None or not cfg.collect.targets:
         raise ConfigError("collect.targets", "nothing to collect: no targets configured and no --prometheus")
     targets = list(cfg.collect.targets)
@@ -143,10 +154,7 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
         from collectors.kube.pods import parse_pod_list
         from collectors.kube.target_attribution import attribute_targets
 
-        try:
-            doc = Path(pods_path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("collect.kubernetes.pod_list", f"cannot read {pods_path}: {exc.strerror}") from exc
+        doc = read_utf8(Path(pods_path))
         targets = attribute_targets(targets, parse_pod_list(doc, source=str(pods_path)))
     with _progress() as progress:
         task = progress.add_task("scraping", total=rounds)
@@ -170,7 +178,7 @@ def _collect_prometheus(cfg: Config | None, url: str, root: Path, start: datetim
     end = end or _utc_now()
     start = start or end - timedelta(hours=1)
     if start >= end:
-        raise ConfigError("--start", f"window start {start.isoformat()} is not before its end {end.isoformat()}")
+        raise UsageError("--start", f"{start.isoformat()} is not before the window's end {end.isoformat()}")
     pcfg = cfg.prometheus if cfg is not None else None
     source = PromApiSource(
         url,
@@ -296,7 +304,7 @@ def rollup(*, config_path: Path | None, data_dir: Path | None, start: datetime, 
     from fleetlens.pipeline import build_and_write_rollups
 
     if start >= end:
-        raise ConfigError("--start", f"window start {start.isoformat()} is not before its end {end.isoformat()}")
+        raise UsageError("--start", f"{start.isoformat()} is not before --end {end.isoformat()}")
     root = _data_dir(_load(config_path), data_dir)
     rollups = build_and_write_rollups(root, start=start, end=end)
     minutes = rollups.get_column("ts").n_unique() if rollups.height else 0

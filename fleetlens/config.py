@@ -66,7 +66,7 @@ class PrometheusConfig:
     """A Prometheus-API backend (Prometheus, VictoriaMetrics, Thanos, Mimir) to read series from."""
 
     url: str
-    bearer_token: str | None = None
+    bearer_token: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
     chunk_s: float = 3600.0
     selectors: Mapping[SourceFormat, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -186,7 +186,7 @@ class _Parser(ValueChecker):
         for job, sel in self.mapping(
             m.get("selectors") or {}, f"{key}.selectors", tuple(j.value for j in SourceFormat)
         ).items():
-            selectors[SourceFormat(job)] = self.string(sel, f"{key}.selectors.{job}")
+            selectors[SourceFormat(job)] = self.selector(sel, f"{key}.selectors.{job}")
         return PrometheusConfig(
             url=self.url(m["url"], f"{key}.url"),
             bearer_token=None if token is None else self.string(token, f"{key}.bearer_token"),

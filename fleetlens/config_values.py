@@ -12,6 +12,7 @@ from typing import Any
 
 from analytics.errors import ConfigError, NameValidationError
 from analytics.names import validate_tenant
+from analytics.selectors import vector_selector_problem
 from collectors.samples import SourceFormat
 from fleetlens import env
 
@@ -91,14 +92,18 @@ class ValueChecker:
     def url(self, value: Any, key: str) -> str:
         """An http(s) URL with a host and a valid port."""
         text = self.string(value, key)
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
-            raise self.error(key, f"{text!r} is not an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-        except ValueError as exc:
-            raise self.error(key, f"{text!r}: {exc}") from None
+        problem = url_problem(text)
+        if problem is not None:
+            raise self.error(key, problem)
         return text
+
+    def selector(self, value: Any, key: str) -> str:
+        """One plain PromQL vector selector (no operator, function, range, offset or subquery)."""
+        text = self.string(value, key)
+        problem = vector_selector_problem(text)
+        if problem is not None:
+            raise self.error(key, f"{text!r} is not a plain vector selector: {problem}")
+        return text.strip()
 
     def path(self, value: Any, key: str) -> Path:
         """A path, ``~`` expanded and resolved against the file's directory."""
@@ -127,7 +132,7 @@ class ValueChecker:
     def cluster(self, value: Any, key: str) -> str:
         """A cluster name: letters, digits, '.', '_', '-', 1-63 characters."""
         text = self.string(value, key)
-        if not _CLUSTER.fullmatch(text):
+        if not is_cluster_name(text):
             raise self.error(key, f"{text!r} is not a cluster name (letters, digits, '.', '_', '-', 1-63)")
         return text
 
@@ -186,6 +191,23 @@ class ValueChecker:
         if isinstance(value, list):
             return [self.substitute_all(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
+
+
+def url_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as an http(s) URL with a host and a valid port; None if nothing."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+        return f"{text!r} is not an http:// or https:// URL with a host"
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+    except ValueError as exc:
+        return f"{text!r}: {exc}"
+    return None
+
+
+def is_cluster_name(text: str) -> bool:
+    """Whether ``text`` is a cluster name: letters, digits, '.', '_', '-', 1-63 characters."""
+    return bool(_CLUSTER.fullmatch(text))
 
 
 def join(key: str, name: str) -> str:

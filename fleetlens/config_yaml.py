@@ -9,14 +9,16 @@ import yaml
 
 from analytics.errors import ConfigError
 from fleetlens.config_values import join
+from fleetlens.text_files import decode_utf8
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
-    """The parsed document (None when empty) and its key lines; ConfigError naming the file otherwise."""
+    """The parsed document (None when empty) and its key lines; ConfigError (InputError if not UTF-8) otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError("<file>", f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+    text = decode_utf8(data, str(path))
     try:
         lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
         raw = yaml.safe_load(text)

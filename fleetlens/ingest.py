@@ -1,7 +1,8 @@
 """Wiring for the file-borne streams: request logs, OTLP traces, rollout events, pod/node lists -> data sets.
 
 Each ``ingest_*`` reads its files through the collectors, writes the rows to the store and records
-every bad line or item (source and line) in an ``IngestReport``: the good rows are always kept.
+every bad line or item as a ``Problem`` (source, and line or item) in an ``IngestReport``: the good rows
+are always kept.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from analytics.errors import InputError
+from analytics.errors import InputError, Problem
 from analytics.schema import ALLOCATIONS, DEPLOYMENTS, ENGINE_SAMPLES, INVENTORY, QUOTAS, REQUESTS, Dataset
 from collectors.kube.allocations import parse_allocations
 from collectors.kube.nodes import parse_inventory, parse_nodes
@@ -28,14 +29,15 @@ from collectors.requests.otlp_traces import fetch_otlp_traces
 from collectors.rollouts.events import parse_k8s_events
 from collectors.rollouts.warmup import parse_pod_warmup
 from collectors.store.datasets import read_dataset, write_dataset
+from fleetlens.text_files import read_utf8
 
 
 @dataclass(slots=True)
 class IngestReport:
-    """Rows written per data set and every problem met (``source:line: reason``), none fatal."""
+    """Rows written per data set and every problem met, none fatal."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     lines_read: int = 0
 
     def write(self, root: Path, ds: Dataset, frame: pl.DataFrame) -> None:
@@ -44,17 +46,12 @@ class IngestReport:
             write_dataset(root, ds, frame)
             self.rows[ds.name] = self.rows.get(ds.name, 0) + frame.height
 
-    def problem(self, source: str, where: object, reason: str) -> None:
-        """Record one bad line or item."""
-        self.problems.append(f"{source}:{where}: {reason}")
-
 
 def read_json(path: Path) -> Any:
     """A JSON document from a file, with a typed error naming the file and line."""
+    text = read_utf8(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(str(path), None, f"cannot read: {exc.strerror}") from exc
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(str(path), exc.lineno, f"not JSON: {exc.msg}") from exc
 
@@ -64,14 +61,14 @@ def ingest_kubernetes(root: Path, doc: Mapping[str, Any], *, source: str, ts: da
     """A ``kubectl get pods,nodes -A -o json`` snapshot -> allocations, inventory, quotas; returns the pods."""
     nodes = parse_nodes(doc, source=source)
     allocations = parse_allocations(doc, source=source, ts=ts, cluster=cluster, nodes=nodes)
-    report.problems += map(str, allocations.issues)
+    report.problems += allocations.issues
     report.write(root, ALLOCATIONS, allocations.frame)
     report.write(root, INVENTORY, parse_inventory(doc, source=source, ts=ts, cluster=cluster))
     quotas = parse_quotas(doc, source=source, ts=ts, cluster=cluster)
-    report.problems += map(str, quotas.issues)
+    report.problems += quotas.issues
     report.write(root, QUOTAS, quotas.frame)
     pods = parse_pod_list(_only(doc, "Pod"), source=source)
-    report.problems += map(str, pods.issues)
+    report.problems += pods.issues
     return pods
 
 
@@ -95,7 +92,7 @@ def ingest_events(root: Path, paths: Iterable[Path], *, pods: PodIndex | None, p
     if pods_doc is not None and workloads is not None:
         batches.append(parse_pod_warmup(pods_doc, source="pods", workloads=workloads))
     for batch in batches:
-        report.problems += map(str, batch.issues)
+        report.problems += batch.issues
         report.write(root, DEPLOYMENTS, batch.deployments)
 
 
@@ -106,6 +103,5 @@ def ingest_requests(root: Path, gateway_logs: Sequence[Path], otlp_files: Sequen
     batches += [fetch_otlp_traces(p, pods=pods) for p in otlp_files]
     for batch in batches:
         report.lines_read += batch.total_lines
-        for bad in batch.bad_lines:
-            report.problem(bad.source, bad.line, bad.reason)
+        report.problems += batch.bad_lines
         report.write(root, REQUESTS, batch.requests)

@@ -163,9 +163,12 @@ ROLLUP_LOOKBACK = timedelta(minutes=10)
 
 
 def build_and_write_rollups(root: Path, *, start: datetime, end: datetime) -> pl.DataFrame:
-    """Rebuild the rollups of every whole minute in ``[start, end)`` from the stored data sets and store them.
+    """Rebuild the rollups of every minute overlapping ``[start, end)`` from the stored data sets and store them.
 
-    Re-running over an overlapping window rewrites the same minutes (the store merges on the key).
+    An edge that is not on a minute boundary takes its whole minute, with every row of that minute
+    the store holds: a run that ended at 08:39:45 gets a (partial) 08:39 row of those 45 s. Re-running
+    over an overlapping window rewrites the same minutes (the store merges on the key), so a partial
+    minute becomes whole once its data have arrived.
     """
     lo, hi = start - ROLLUP_LOOKBACK, end + ROLLUP_LOOKBACK
 

@@ -11,7 +11,8 @@
 
 ``ParsedPage.wide()`` gives the same samples as a wide sample frame (``collectors/samples.py``).
 The work is split: ``_exposition_match``/``_exposition_fast`` handle well-formed lines in polars, ``_exposition_slow``
-reads the rest line by line and names the fault of every bad line.
+reads the rest line by line and names the fault of every bad line. Each line skipped (``dropped``) or
+kept but suspect (``warnings``) is a ``Problem`` with its source, line, the line's text and the reason.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from enum import StrEnum
 import numpy as np
 import polars as pl
 
-from analytics.errors import ExpositionError
+from analytics.errors import ExpositionError, Problem
 from collectors.exposition.build import build
 from collectors.exposition.fast import fast_stage
 from collectors.exposition.match import after_eof, split_and_match, split_only
@@ -33,6 +34,7 @@ from collectors.exposition.slow import METRIC_NAME_RE, LineError, Pairs, parse_s
 from collectors.samples import META_COLUMNS
 
 LABELS = "__labels__"  # the labels column of ``ParsedPage.samples``
+_Fault = tuple[int, str, str]  # (line, text, reason) of a line dropped or warned about
 
 
 class MetricType(StrEnum):
@@ -60,15 +62,6 @@ class Family:
 
 
 @dataclass(frozen=True, slots=True)
-class Dropped:
-    """A line skipped (``dropped``) or kept but suspect (``warnings``), and why."""
-
-    line: int
-    text: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Exemplar:
     """An OpenMetrics exemplar attached to the sample on ``line`` (timestamp in UTC ms)."""
 
@@ -85,8 +78,8 @@ class ParsedPage:
     source: str
     families: Mapping[str, Family]
     samples: pl.DataFrame
-    dropped: tuple[Dropped, ...]
-    warnings: tuple[Dropped, ...]
+    dropped: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
     blank_count: int
     openmetrics: bool = False
     exemplars: tuple[Exemplar, ...] = ()
@@ -149,7 +142,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     small = len(data) < 1 << 16 and data.count(b"\n") < SMALL_PAGE_LINES
     matched = split_only(data) if small else split_and_match(data)
     lines, cand, others = matched.lines, matched.cand, matched.others
-    warnings: list[Dropped] = []
+    warnings: list[_Fault] = []
     decls: dict[str, _Decl] = {}
     raw_help: dict[str, str] = {}
     blank = 0
@@ -159,7 +152,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     for line_no, line in others:
         if eof_line is not None:
             if line.strip(" \t"):
-                errors.append(Dropped(line_no, line, "text after '# EOF'"))
+                errors.append((line_no, line, "text after '# EOF'"))
             continue
         stripped = line.strip(" \t")
         if not stripped:
@@ -172,7 +165,7 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         else:
             sample_lines.append((line_no, line))
     if eof_line is not None:
-        errors.extend(Dropped(*d) for d in after_eof(lines, cand, eof_line))
+        errors.extend(after_eof(lines, cand, eof_line))
     part = fast_stage(matched, om, eof_line)
     slow: list[tuple[int, str, Pairs, float | None, int | None]] = []
     exemplars: list[Exemplar] = []
@@ -181,14 +174,14 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
         try:
             s = parse_sample(line, om)
         except LineError as err:
-            errors.append(Dropped(line_no, line, err.reason))
+            errors.append((line_no, line, err.reason))
             continue
         slow.append((line_no, s.name, s.labels, s.value, s.ts_ms))
         if s.exemplar is not None:
             exemplars.append(Exemplar(line_no, *s.exemplar))
     if strict and errors:
-        first = min(errors, key=lambda d: d.line)
-        raise ExpositionError(source, first.line, first.reason)
+        line_no, line, reason = min(errors, key=lambda d: d[0])
+        raise ExpositionError(source, line_no, reason, text=line)
     families = {
         name: Family(name, d.type or MetricType.UNTYPED, _help(raw_help, name, om), d.unit)
         for name, d in decls.items()
@@ -201,20 +194,16 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     for name, d in decls.items():
         first = built.first_line.get(name)
         if first is None:
-            warnings.append(
-                Dropped(d.line, built.text_of(d.line), f"family {name!r} is declared but has no samples")
-            )
+            warnings.append((d.line, built.text_of(d.line), f"family {name!r} is declared but has no samples"))
         elif d.type_line and d.type_line > first:
-            warnings.append(
-                Dropped(d.type_line, built.text_of(d.type_line), f"TYPE for {name!r} comes after its samples")
-            )
-    warnings.extend(Dropped(n, built.text_of(n), reason) for n, reason in built.warnings)
+            warnings.append((d.type_line, built.text_of(d.type_line), f"TYPE for {name!r} comes after its samples"))
+    warnings.extend((n, built.text_of(n), reason) for n, reason in built.warnings)
     return ParsedPage(
         source=source,
         families=types.MappingProxyType(families),
         samples=built.samples,
-        dropped=tuple(sorted(errors, key=lambda d: d.line)),
-        warnings=tuple(sorted(warnings, key=lambda d: d.line)),
+        dropped=_problems(source, errors),
+        warnings=_problems(source, warnings),
         blank_count=blank,
         openmetrics=om,
         exemplars=tuple(exemplars),
@@ -223,7 +212,12 @@ def parse_text(text: str, *, strict: bool = False, source: str = "<text>") -> Pa
     )
 
 
-def _utf8(text: str) -> tuple[bytes, list[Dropped]]:
+def _problems(source: str, bad: list[_Fault]) -> tuple[Problem, ...]:
+    """The bad lines as Problems, in line order (lines with several faults keep theirs in order)."""
+    return tuple(Problem(source, reason, line=n, text=text) for n, text, reason in sorted(bad, key=lambda d: d[0]))
+
+
+def _utf8(text: str) -> tuple[bytes, list[_Fault]]:
     """The page as UTF-8; lines holding lone surrogates (not encodable) are blanked and dropped."""
     try:
         return text.encode("utf-8"), []
@@ -235,7 +229,7 @@ def _utf8(text: str) -> tuple[bytes, list[Dropped]]:
             line.encode("utf-8")
         except UnicodeEncodeError:
             shown = line.encode("utf-8", "backslashreplace").decode("utf-8")
-            bad.append(Dropped(n, shown, "not valid Unicode text (a lone surrogate)"))
+            bad.append((n, shown, "not valid Unicode text (a lone surrogate)"))
             line = "#"  # a comment keeps the line numbering and is otherwise ignored
         out.append(line)
     return "\n".join(out).encode("utf-8"), bad
@@ -251,8 +245,8 @@ def _comment(
     line: str,
     decls: dict[str, _Decl],
     raw_help: dict[str, str],
-    errors: list[Dropped],
-    warnings: list[Dropped],
+    errors: list[_Fault],
+    warnings: list[_Fault],
 ) -> bool:
     """Record one HELP/TYPE/UNIT line (other comments are ignored); True if it implies OpenMetrics."""
     m = _COMMENT_RE.match(line)
@@ -260,10 +254,10 @@ def _comment(
         return False
     kind, name, rest = m.group(1), m.group(2), m.group(3)
     if name is None:
-        errors.append(Dropped(line_no, line, f"{kind} line without a metric name"))
+        errors.append((line_no, line, f"{kind} line without a metric name"))
         return False
     if not METRIC_NAME_RE.fullmatch(name):
-        errors.append(Dropped(line_no, line, f"invalid metric name {name!r} in {kind} line"))
+        errors.append((line_no, line, f"invalid metric name {name!r} in {kind} line"))
         return False
     rest = (rest or "").lstrip(" \t")
     decl = decls.get(name)
@@ -273,15 +267,13 @@ def _comment(
             mtype = MetricType(token)
         except ValueError:
             reason = "TYPE line without a type" if not token else f"unknown metric type {token!r}"
-            errors.append(Dropped(line_no, line, reason))
+            errors.append((line_no, line, reason))
             return False
         if decl is not None and decl.type is not None:
             if decl.type != mtype:
-                errors.append(Dropped(line_no, line, f"TYPE {mtype} conflicts with line {decl.type_line}"))
+                errors.append((line_no, line, f"TYPE {mtype} conflicts with line {decl.type_line}"))
             else:
-                warnings.append(
-                    Dropped(line_no, line, f"repeated TYPE for {name!r} (first on line {decl.type_line})")
-                )
+                warnings.append((line_no, line, f"repeated TYPE for {name!r} (first on line {decl.type_line})"))
             return False
         decl = decls.setdefault(name, _Decl(line_no))
         decl.type, decl.type_line = mtype, line_no
@@ -289,7 +281,7 @@ def _comment(
     decl = decls.setdefault(name, _Decl(line_no))
     if kind == "HELP":
         if name in raw_help:
-            warnings.append(Dropped(line_no, line, f"repeated HELP for {name!r}"))
+            warnings.append((line_no, line, f"repeated HELP for {name!r}"))
         else:
             raw_help[name] = rest
         return False

@@ -34,10 +34,10 @@ from typing import Any
 
 import polars as pl
 
-from analytics.errors import NameValidationError
+from analytics.errors import ItemError, NameValidationError, Problem
 from analytics.names import validate_tenant
 from analytics.schema import ALLOCATIONS, AllocationKind, conform
-from collectors.kube.items import BadItem, ItemIssue, of_kind, read_items, section, str_map, utc
+from collectors.kube.items import of_kind, read_items, section, skipped, str_map, utc
 from collectors.kube.mig_profiles import mig_fraction
 from collectors.kube.nodes import (
     GPU,
@@ -64,7 +64,7 @@ class AllocationBatch:
     """ALLOCATIONS rows of one pod list, what was skipped, and each pod's gang (namespace, pod) -> group."""
 
     frame: pl.DataFrame
-    issues: tuple[ItemIssue, ...] = ()
+    issues: tuple[Problem, ...] = ()
     pod_groups: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -90,10 +90,10 @@ def parse_allocations(
     for it in of_kind(items, "Pod"):
         try:
             pod_rows, group, notes = _pod_rows(it.obj, nodes)
-        except BadItem as exc:
-            issues.append(ItemIssue(source, it.index, it.name, f"skipped: {exc}"))
+        except ItemError as exc:
+            issues.append(skipped(source, it.index, it.name, exc))
             continue
-        issues.extend(ItemIssue(source, it.index, it.name, n) for n in notes)
+        issues.extend(Problem(source, n, item=it.index, name=it.name) for n in notes)
         for r in pod_rows:
             rows.append({"ts": at, "cluster": cluster, **r})
         if group and pod_rows:
@@ -107,7 +107,7 @@ def _pod_rows(obj: Mapping[str, Any], nodes: NodeIndex) -> tuple[list[dict[str, 
     meta, spec, status = section(obj, "metadata"), section(obj, "spec"), section(obj, "status")
     ns, name = meta.get("namespace"), meta.get("name")
     if not isinstance(ns, str) or not ns or not isinstance(name, str) or not name:
-        raise BadItem("metadata.namespace and metadata.name are required strings")
+        raise ItemError("metadata.namespace and metadata.name are required strings")
     if status.get("phase") != "Running":
         return [], None, []  # Pending pods hold nothing yet; Succeeded/Failed ones released their devices
     labels = str_map(meta.get("labels"), "metadata.labels")
@@ -117,7 +117,7 @@ def _pod_rows(obj: Mapping[str, Any], nodes: NodeIndex) -> tuple[list[dict[str, 
     node_name = spec.get("nodeName")
     if not isinstance(node_name, str) or not node_name:
         if amounts or GPU_FRACTION in annotations or GPU_MEMORY in annotations:
-            raise BadItem("a running pod holding GPUs has no spec.nodeName")
+            raise ItemError("a running pod holding GPUs has no spec.nodeName")
         return [], None, notes
     node = nodes.get(node_name)
     grants = _grants(amounts, annotations, node, notes)
@@ -128,7 +128,7 @@ def _pod_rows(obj: Mapping[str, Any], nodes: NodeIndex) -> tuple[list[dict[str, 
     try:
         tenant = validate_tenant(ns)
     except NameValidationError as exc:
-        raise BadItem(str(exc)) from None
+        raise ItemError(str(exc)) from exc
     priority = spec.get("priority")
     queue = labels.get(KUEUE_QUEUE) or labels.get(RUNAI_QUEUE) or None
     group = labels.get(POD_GROUP_LABEL) or annotations.get(POD_GROUP_ANNOTATION) or None
@@ -153,7 +153,7 @@ def _pod_rows(obj: Mapping[str, Any], nodes: NodeIndex) -> tuple[list[dict[str, 
 def _container_amounts(c: object, notes: list[str]) -> dict[str, Fraction]:
     """One container's GPU resources: limits, else requests (they must be equal for extended resources)."""
     if not isinstance(c, Mapping):
-        raise BadItem("every container must be an object")
+        raise ItemError("every container must be an object")
     res = section(c, "resources")
     limits, requests = section(res, "limits"), section(res, "requests")
     out: dict[str, Fraction] = {}
@@ -164,7 +164,7 @@ def _container_amounts(c: object, notes: list[str]) -> dict[str, Fraction]:
             lim = parse_quantity(limits[r]) if r in limits else None
             req = parse_quantity(requests[r]) if r in requests else None
         except QuantityError as exc:
-            raise BadItem(f"container {c.get('name')!r}: {r}: {exc}") from None
+            raise ItemError(f"container {c.get('name')!r}: {r}: {exc}") from None
         if lim is not None and req is not None and lim != req:
             notes.append(
                 f"container {c.get('name')!r}: {r} request {req} differs from limit {lim}; took the limit"
@@ -178,7 +178,7 @@ def _pod_amounts(spec: Mapping[str, Any], notes: list[str]) -> dict[str, Fractio
     containers = spec.get("containers") or []
     inits = spec.get("initContainers") or []
     if not isinstance(containers, list) or not isinstance(inits, list):
-        raise BadItem("spec.containers and spec.initContainers must be lists")
+        raise ItemError("spec.containers and spec.initContainers must be lists")
     total: dict[str, Fraction] = {}
     peak: dict[str, Fraction] = {}
     sidecars: dict[str, Fraction] = {}

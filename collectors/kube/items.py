@@ -1,4 +1,4 @@
-"""Reading the items of a Kubernetes list document (``kubectl get ... -o json``) and reporting bad ones."""
+"""Reading the items of a Kubernetes list document (``kubectl get ... -o json``); a bad item is a ``Problem``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from analytics.errors import InputError
+from analytics.errors import InputError, ItemError, Problem
 
 # The kind of an item that does not say, by the kind of the list holding it.
 _LIST_KINDS = {
@@ -19,24 +19,6 @@ _LIST_KINDS = {
     "LocalQueueList": "LocalQueue",
     "QueueList": "Queue",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ItemIssue:
-    """An item of a list that was skipped or partly read; ``index`` is None for the document as a whole."""
-
-    source: str
-    index: int | None
-    name: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"items[{self.index}]" if self.index is not None else "document"
-        return f"{self.source}: {where}{f' ({self.name})' if self.name else ''}: {self.message}"
-
-
-class BadItem(Exception):
-    """An item is unusable; the message says why (reported with source and index, the rest kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +51,7 @@ def json_document(doc: Mapping[str, Any] | str, *, source: str, expected: str) -
     return doc
 
 
-def read_items(doc: Mapping[str, Any] | str, *, source: str) -> tuple[list[Item], list[ItemIssue]]:
+def read_items(doc: Mapping[str, Any] | str, *, source: str) -> tuple[list[Item], list[Problem]]:
     """The items of a ``List``/``<Kind>List`` document; InputError if the document itself is unusable."""
     doc = json_document(doc, source=source, expected="a Kubernetes List")
     kind = doc.get("kind")
@@ -82,10 +64,10 @@ def read_items(doc: Mapping[str, Any] | str, *, source: str) -> tuple[list[Item]
         raise InputError(source, None, f"'items' must be a list, got {type(items).__name__}")
     default = _LIST_KINDS.get(kind)
     out: list[Item] = []
-    issues: list[ItemIssue] = []
+    issues: list[Problem] = []
     for i, obj in enumerate(items):
         if not isinstance(obj, Mapping):
-            issues.append(ItemIssue(source, i, None, f"skipped: not an object ({type(obj).__name__})"))
+            issues.append(Problem(source, f"skipped: not an object ({type(obj).__name__})", item=i))
             continue
         item_kind = obj.get("kind", default)
         out.append(Item(i, item_kind if isinstance(item_kind, str) else None, obj))
@@ -97,24 +79,29 @@ def of_kind(items: list[Item], kind: str) -> Iterator[Item]:
     return (it for it in items if it.kind == kind)
 
 
+def skipped(source: str, item: int, name: str | None, exc: Exception) -> Problem:
+    """The Problem of an item skipped because reading it raised ``exc``."""
+    return Problem(source, f"skipped: {exc}", item=item, name=name)
+
+
 def section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """``obj[key]`` as an object ({} when absent); BadItem when it is something else."""
+    """``obj[key]`` as an object ({} when absent); ItemError when it is something else."""
     value = obj.get(key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise BadItem(f"{key} must be an object, got {type(value).__name__}")
+        raise ItemError(f"{key} must be an object, got {type(value).__name__}")
     return value
 
 
 def str_map(value: object, what: str) -> dict[str, str]:
-    """Labels/annotations: an object of strings ({} when absent); BadItem otherwise."""
+    """Labels/annotations: an object of strings ({} when absent); ItemError otherwise."""
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise BadItem(f"{what} must be an object of strings")
+        raise ItemError(f"{what} must be an object of strings")
     return dict(value)
 
 

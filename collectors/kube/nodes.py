@@ -28,8 +28,9 @@ from typing import Any
 
 import polars as pl
 
+from analytics.errors import ItemError, Problem
 from analytics.schema import INVENTORY, conform
-from collectors.kube.items import BadItem, Item, ItemIssue, of_kind, read_items, section, str_map, utc
+from collectors.kube.items import Item, of_kind, read_items, section, skipped, str_map, utc
 from collectors.kube.mig_profiles import MigGpu, mig_fraction, mig_gpu_for
 from collectors.kube.quantity import QuantityError, milli_value, parse_quantity
 
@@ -108,7 +109,7 @@ class NodeIndex:
 
     source: str
     nodes: Mapping[str, NodeInfo]
-    issues: tuple[ItemIssue, ...] = ()
+    issues: tuple[Problem, ...] = ()
 
     def get(self, name: str | None) -> NodeInfo | None:
         """The node called ``name``, if listed."""
@@ -124,18 +125,18 @@ def parse_nodes(doc: Mapping[str, Any] | str, *, source: str) -> NodeIndex:
 
 def nodes_from_items(items: list[Item], *, source: str) -> NodeIndex:
     """The Node items among already-read list items."""
-    issues: list[ItemIssue] = []
+    issues: list[Problem] = []
     nodes: dict[str, NodeInfo] = {}
     for it in of_kind(items, "Node"):
         try:
             node, notes = _parse_node(it.obj)
-        except BadItem as exc:
-            issues.append(ItemIssue(source, it.index, it.name, f"skipped: {exc}"))
+        except ItemError as exc:
+            issues.append(skipped(source, it.index, it.name, exc))
             continue
         if node.name in nodes:
-            issues.append(ItemIssue(source, it.index, it.name, "duplicate node name; the later item is kept"))
+            issues.append(Problem(source, "duplicate node name; the later item is kept", item=it.index, name=it.name))
         nodes[node.name] = node
-        issues.extend(ItemIssue(source, it.index, it.name, n) for n in notes)
+        issues.extend(Problem(source, n, item=it.index, name=it.name) for n in notes)
     return NodeIndex(source, MappingProxyType(nodes), tuple(issues))
 
 
@@ -183,7 +184,7 @@ def _parse_node(obj: Mapping[str, Any]) -> tuple[NodeInfo, list[str]]:
     meta, status = section(obj, "metadata"), section(obj, "status")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
-        raise BadItem("metadata.name is a required string")
+        raise ItemError("metadata.name is a required string")
     labels = str_map(meta.get("labels"), "metadata.labels")
     capacity, allocatable = section(status, "capacity"), section(status, "allocatable")
     notes: list[str] = []

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from analytics.errors import Problem
+
 ROLLOUT_HASH = "rollouts-pod-template-hash"
 TEMPLATE_HASH = "pod-template-hash"
 ROLLOUT_REVISION = "rollout.argoproj.io/revision"
@@ -82,22 +84,9 @@ class Pod:
 
 
 @dataclass(frozen=True, slots=True)
-class PodIssue:
-    """A pod list item that was skipped or partly read."""
-
-    source: str
-    index: int
-    name: str | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}: items[{self.index}]{f' ({self.name})' if self.name else ''}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
 class PodIndex:
     """The pods of one pod list and what could not be read."""
 
     source: str
     pods: tuple[Pod, ...]
-    issues: tuple[PodIssue, ...] = ()
+    issues: tuple[Problem, ...] = ()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analytics.errors import InputError
-from collectors.kube.items import BadItem, json_document, str_map
+from analytics.errors import InputError, ItemError, Problem
+from collectors.kube.items import json_document, skipped, str_map
 from collectors.kube.pod_model import (
     APP_NAME,
     GROUP_LABELS,
@@ -17,7 +17,6 @@ from collectors.kube.pod_model import (
     OwnerRef,
     Pod,
     PodIndex,
-    PodIssue,
 )
 from collectors.targets import ip_of
 
@@ -48,31 +47,31 @@ def parse_pod_list(doc: Mapping[str, Any] | str, *, source: str) -> PodIndex:
     if not isinstance(items, list):
         raise InputError(source, None, f"'items' must be a list, got {type(items).__name__}")
     pods: list[Pod] = []
-    issues: list[PodIssue] = []
+    issues: list[Problem] = []
     for i, item in enumerate(items):
         name = item_name(item)
         try:
             pod, notes = _parse_pod(item)
-        except BadItem as exc:
-            issues.append(PodIssue(source, i, name, f"skipped: {exc}"))
+        except ItemError as exc:
+            issues.append(skipped(source, i, name, exc))
             continue
         pods.append(pod)
-        issues.extend(PodIssue(source, i, name, note) for note in notes)
+        issues.extend(Problem(source, note, item=i, name=name) for note in notes)
     return PodIndex(source, tuple(pods), tuple(issues))
 
 
 def _parse_pod(item: object) -> tuple[Pod, list[str]]:
-    """One item -> Pod and notes about fields it ignored; BadItem if it is not a usable pod."""
+    """One item -> Pod and notes about fields it ignored; ItemError if it is not a usable pod."""
     if not isinstance(item, Mapping):
-        raise BadItem(f"not an object ({type(item).__name__})")
+        raise ItemError(f"not an object ({type(item).__name__})")
     if item.get("kind", "Pod") != "Pod":
-        raise BadItem(f"kind {item.get('kind')!r} is not Pod")
+        raise ItemError(f"kind {item.get('kind')!r} is not Pod")
     meta, spec, status = (item.get(k) or {} for k in ("metadata", "spec", "status"))
     if not all(isinstance(x, Mapping) for x in (meta, spec, status)):
-        raise BadItem("metadata, spec and status must be objects")
+        raise ItemError("metadata, spec and status must be objects")
     ns, name = meta.get("namespace"), meta.get("name")
     if not isinstance(ns, str) or not ns or not isinstance(name, str) or not name:
-        raise BadItem("metadata.namespace and metadata.name are required strings")
+        raise ItemError("metadata.namespace and metadata.name are required strings")
     notes: list[str] = []
     labels = str_map(meta.get("labels"), "metadata.labels")
     annotations = str_map(meta.get("annotations"), "metadata.annotations")
@@ -97,20 +96,20 @@ def _parse_containers(value: object) -> tuple[tuple[str, ...], tuple[ContainerPo
     if value is None:
         return (), ()
     if not isinstance(value, list):
-        raise BadItem("spec.containers must be a list")
+        raise ItemError("spec.containers must be a list")
     names: list[str] = []
     ports: list[ContainerPort] = []
     for c in value:
         if not isinstance(c, Mapping) or not isinstance(c.get("name"), str):
-            raise BadItem("every spec.containers entry needs a string name")
+            raise ItemError("every spec.containers entry needs a string name")
         names.append(c["name"])
         declared = c.get("ports") or []
         if not isinstance(declared, list):
-            raise BadItem(f"container {c['name']!r}: ports must be a list")
+            raise ItemError(f"container {c['name']!r}: ports must be a list")
         for p in declared:
             port = p.get("containerPort") if isinstance(p, Mapping) else None
             if not isinstance(port, int) or isinstance(port, bool):
-                raise BadItem(f"container {c['name']!r}: containerPort must be an integer, got {port!r}")
+                raise ItemError(f"container {c['name']!r}: containerPort must be an integer, got {port!r}")
             hp = p.get("hostPort")
             pname = p.get("name")
             ports.append(ContainerPort(
@@ -127,7 +126,7 @@ def _parse_ips(status: Mapping[str, Any], notes: list[str]) -> tuple[str, ...]:
     raw: list[object] = [status.get("podIP")]
     listed = status.get("podIPs") or []
     if not isinstance(listed, list):
-        raise BadItem("status.podIPs must be a list")
+        raise ItemError("status.podIPs must be a list")
     for entry in listed:
         raw.append(entry.get("ip") if isinstance(entry, Mapping) else entry)
     out: list[str] = []
@@ -146,11 +145,11 @@ def _parse_owners(value: object) -> tuple[OwnerRef, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise BadItem("metadata.ownerReferences must be a list")
+        raise ItemError("metadata.ownerReferences must be a list")
     owners = []
     for o in value:
         if not isinstance(o, Mapping) or not isinstance(o.get("kind"), str) or not isinstance(o.get("name"), str):
-            raise BadItem("every ownerReferences entry needs string kind and name")
+            raise ItemError("every ownerReferences entry needs string kind and name")
         owners.append(OwnerRef(o["kind"], o["name"], o.get("uid") if isinstance(o.get("uid"), str) else None,
                                o.get("controller") is True))
     return tuple(owners)

@@ -25,10 +25,10 @@ from typing import Any
 
 import polars as pl
 
-from analytics.errors import NameValidationError
+from analytics.errors import ItemError, NameValidationError, Problem
 from analytics.names import validate_tenant
 from analytics.schema import QUOTAS, conform
-from collectors.kube.items import BadItem, Item, ItemIssue, of_kind, read_items, section, str_map, utc
+from collectors.kube.items import Item, of_kind, read_items, section, skipped, str_map, utc
 from collectors.kube.quantity import QuantityError, parse_quantity
 
 RUNAI_QUEUE = "runai/queue"
@@ -39,7 +39,7 @@ class QuotaBatch:
     """QUOTAS rows of one document and what was skipped."""
 
     frame: pl.DataFrame
-    issues: tuple[ItemIssue, ...] = ()
+    issues: tuple[Problem, ...] = ()
 
 
 def parse_quotas(doc: Mapping[str, Any] | str, *, source: str, ts: datetime, cluster: str) -> QuotaBatch:
@@ -50,8 +50,8 @@ def parse_quotas(doc: Mapping[str, Any] | str, *, source: str, ts: datetime, clu
     def guarded(it: Item, fn: Any) -> Any:
         try:
             return fn(it.obj)
-        except (BadItem, NameValidationError, QuantityError) as exc:
-            issues.append(ItemIssue(source, it.index, it.name, f"skipped: {exc}"))
+        except (ItemError, NameValidationError, QuantityError) as exc:
+            issues.append(skipped(source, it.index, it.name, exc))
             return None
 
     for it in of_kind(items, "ResourceQuota"):
@@ -69,7 +69,7 @@ def parse_quotas(doc: Mapping[str, Any] | str, *, source: str, ts: datetime, clu
         tenant, cq_name, used = lq
         if cq_name not in queues:
             issues.append(
-                ItemIssue(source, it.index, it.name, f"ClusterQueue {cq_name!r} is not in the document")
+                Problem(source, f"ClusterQueue {cq_name!r} is not in the document", item=it.index, name=it.name)
             )
             continue
         merged = usage.setdefault((tenant, cq_name), {})
@@ -102,7 +102,7 @@ def _resource_quota(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     tenant = validate_tenant(meta.get("namespace"))  # type: ignore[arg-type]
     name = meta.get("name")
     if not isinstance(name, str) or not name:
-        raise BadItem("metadata.name is a required string")
+        raise ItemError("metadata.name is a required string")
     hard = section(status, "hard") or section(spec, "hard")
     used = section(status, "used")
     return [
@@ -122,15 +122,15 @@ def _cluster_queue(obj: Mapping[str, Any]) -> tuple[str, dict[tuple[str, str], f
     meta, spec = section(obj, "metadata"), section(obj, "spec")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
-        raise BadItem("metadata.name is a required string")
+        raise ItemError("metadata.name is a required string")
     nominal: dict[tuple[str, str], float] = {}
     groups = spec.get("resourceGroups") or []
     if not isinstance(groups, list):
-        raise BadItem("spec.resourceGroups must be a list")
+        raise ItemError("spec.resourceGroups must be a list")
     for group in groups:
         flavors = group.get("flavors") if isinstance(group, Mapping) else None
         if not isinstance(flavors, list):
-            raise BadItem("every resourceGroups entry needs a flavors list")
+            raise ItemError("every resourceGroups entry needs a flavors list")
         for flavor in flavors:
             resources = flavor.get("resources") if isinstance(flavor, Mapping) else None
             if (
@@ -138,14 +138,14 @@ def _cluster_queue(obj: Mapping[str, Any]) -> tuple[str, dict[tuple[str, str], f
                 or not isinstance(flavor.get("name"), str)
                 or not isinstance(resources, list)
             ):
-                raise BadItem("every flavor needs a name and a resources list")
+                raise ItemError("every flavor needs a name and a resources list")
             for res in resources:
                 if (
                     not isinstance(res, Mapping)
                     or not isinstance(res.get("name"), str)
                     or "nominalQuota" not in res
                 ):
-                    raise BadItem(
+                    raise ItemError(
                         f"flavor {flavor['name']!r}: every resource needs a name and a nominalQuota"
                     )
                 nominal[(flavor["name"], res["name"])] = _amount(res["nominalQuota"])
@@ -157,28 +157,28 @@ def _local_queue(obj: Mapping[str, Any]) -> tuple[str, str, dict[tuple[str, str]
     tenant = validate_tenant(meta.get("namespace"))  # type: ignore[arg-type]
     cq = spec.get("clusterQueue")
     if not isinstance(cq, str) or not cq:
-        raise BadItem("spec.clusterQueue is a required string")
+        raise ItemError("spec.clusterQueue is a required string")
     used: dict[tuple[str, str], float] = {}
     flavors = status.get("flavorUsage") or []
     if not isinstance(flavors, list):
-        raise BadItem("status.flavorUsage must be a list")
+        raise ItemError("status.flavorUsage must be a list")
     for flavor in flavors:
         if not isinstance(flavor, Mapping) or not isinstance(flavor.get("name"), str):
-            raise BadItem("every status.flavorUsage entry needs a name")
+            raise ItemError("every status.flavorUsage entry needs a name")
         for res in flavor.get("resources") or []:
             if isinstance(res, Mapping) and isinstance(res.get("name"), str):
                 used[(flavor["name"], res["name"])] = _amount(res.get("total", "0"))
     return tenant, cq, used
 
 
-def _runai_rows(items: list[Item], issues: list[ItemIssue], source: str) -> list[dict[str, Any]]:
+def _runai_rows(items: list[Item], issues: list[Problem], source: str) -> list[dict[str, Any]]:
     """Run:ai/KAI Queue GPU quotas, tied to the namespaces of the pods labelled with the queue's name."""
     tenants: dict[str, set[str]] = {}
     for it in of_kind(items, "Pod"):
         try:
             meta = section(it.obj, "metadata")
             queue = str_map(meta.get("labels"), "metadata.labels").get(RUNAI_QUEUE)
-        except BadItem:
+        except ItemError:
             continue  # the allocation parser reports bad pods
         if queue and isinstance(meta.get("namespace"), str):
             tenants.setdefault(queue, set()).add(meta["namespace"])
@@ -193,7 +193,7 @@ def _runai_rows(items: list[Item], issues: list[ItemIssue], source: str) -> list
             hard = None if quota is None or float(quota) < 0 else float(quota)
             name = meta.get("name")
             if not isinstance(name, str) or not name:
-                raise BadItem("metadata.name is a required string")
+                raise ItemError("metadata.name is a required string")
             for tenant in sorted(tenants.get(name, ())):
                 rows.append(
                     {
@@ -205,6 +205,6 @@ def _runai_rows(items: list[Item], issues: list[ItemIssue], source: str) -> list
                         "used": None,
                     }
                 )
-        except (BadItem, NameValidationError, TypeError, ValueError) as exc:
-            issues.append(ItemIssue(source, it.index, it.name, f"skipped: {exc}"))
+        except (ItemError, NameValidationError, TypeError, ValueError) as exc:
+            issues.append(skipped(source, it.index, it.name, exc))
     return rows

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
-from analytics.errors import ConfigError, NameValidationError
+from analytics.errors import ConfigError, NameValidationError, Problem, ProblemCode
 from analytics.names import validate_tenant
 from collectors.kube.pod_model import Pod, PodIndex
 from collectors.targets import Target, host_port, ip_of
@@ -18,33 +17,15 @@ log = logging.getLogger(__name__)
 _DONE_PHASES = frozenset({"Succeeded", "Failed"})
 
 
-class IssueKind(StrEnum):
-    """Why a target was not (fully) attributed."""
-
-    UNMATCHED = "unmatched"
-    AMBIGUOUS = "ambiguous"
-    INVALID_TENANT = "invalid_tenant"
-    BAD_URL = "bad_url"
-
-
-@dataclass(frozen=True, slots=True)
-class AttributionIssue:
-    """A target attribution could not complete; the target keeps its configured labels."""
-
-    url: str
-    kind: IssueKind
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.url}: {self.kind}: {self.message}"
-
-
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """Targets with discovered labels added, and what could not be attributed."""
+    """Targets with discovered labels added, and what could not be attributed (source: the target URL).
+
+    A target that could not be attributed keeps its configured labels; its Problem's ``code`` says why.
+    """
 
     targets: list[Target]
-    issues: tuple[AttributionIssue, ...]
+    issues: tuple[Problem, ...]
 
 
 def attribute_targets_report(targets: Iterable[Target], pods: PodIndex | Sequence[Pod]) -> Attribution:
@@ -57,7 +38,7 @@ def attribute_targets_report(targets: Iterable[Target], pods: PodIndex | Sequenc
         for ip in pod.pod_ips:
             by_ip.setdefault(ip, []).append(pod)
     out: list[Target] = []
-    issues: list[AttributionIssue] = []
+    issues: list[Problem] = []
     for target in targets:
         found, issue = _match(target, by_ip)
         if issue is not None:
@@ -87,19 +68,19 @@ def attribute_targets(targets: Iterable[Target], pods: PodIndex | Sequence[Pod])
 
 
 def _match(target: Target, by_ip: Mapping[str, list[Pod]]) -> tuple[tuple[Pod, str | None] | None,
-                                                                    AttributionIssue | None]:
+                                                                    Problem | None]:
     """The pod (and container) behind a target's URL, or the reason there is none."""
     try:
         host, port = host_port(target.url)
     except ConfigError as exc:
-        return None, AttributionIssue(target.url, IssueKind.BAD_URL, str(exc))
+        return None, Problem(target.url, str(exc), code=ProblemCode.BAD_URL)
     ip = ip_of(host)
     if ip is None:
-        return None, AttributionIssue(target.url, IssueKind.UNMATCHED,
-                                      f"host {host!r} is not an IP address, so it cannot be matched to a pod IP")
+        return None, Problem(target.url, f"host {host!r} is not an IP address, so it cannot be matched to a pod IP",
+                             code=ProblemCode.UNMATCHED)
     candidates = by_ip.get(ip, [])
     if not candidates:
-        return None, AttributionIssue(target.url, IssueKind.UNMATCHED, f"no running pod has IP {ip}")
+        return None, Problem(target.url, f"no running pod has IP {ip}", code=ProblemCode.UNMATCHED)
     exact = [(pod, p.container) for pod in candidates for p in pod.ports
              if port in (p.port, p.host_port) and p.protocol.upper() == "TCP"]
     # hostNetwork pods share the node's IP, so the port decides between them.
@@ -107,18 +88,18 @@ def _match(target: Target, by_ip: Mapping[str, list[Pod]]) -> tuple[tuple[Pod, s
         return exact[0], None
     if len(exact) > 1:
         names = sorted({f"{pod.namespace}/{pod.name}" for pod, _ in exact})
-        return None, AttributionIssue(target.url, IssueKind.AMBIGUOUS,
-                                      f"IP {ip} port {port} is declared by several pods: {names}")
+        return None, Problem(target.url, f"IP {ip} port {port} is declared by several pods: {names}",
+                             code=ProblemCode.AMBIGUOUS)
     if len(candidates) == 1:
         # Metrics ports are often left undeclared; a pod IP held by one pod still identifies it.
         pod = candidates[0]
         return (pod, pod.containers[0] if len(pod.containers) == 1 else None), None
     names = sorted(f"{pod.namespace}/{pod.name}" for pod in candidates)
-    return None, AttributionIssue(target.url, IssueKind.AMBIGUOUS,
-                                  f"IP {ip} is shared by {names} and none declares port {port}")
+    return None, Problem(target.url, f"IP {ip} is shared by {names} and none declares port {port}",
+                         code=ProblemCode.AMBIGUOUS)
 
 
-def _check_tenant(target: Target) -> tuple[Target, AttributionIssue | None]:
+def _check_tenant(target: Target) -> tuple[Target, Problem | None]:
     """Mark a target unusable when its namespace is not a valid tenant name."""
     ns = target.labels.get("namespace")
     if ns is None or target.error:
@@ -127,5 +108,5 @@ def _check_tenant(target: Target) -> tuple[Target, AttributionIssue | None]:
         validate_tenant(ns)
     except NameValidationError as exc:
         message = f"namespace label: {exc}"
-        return target.unusable(message), AttributionIssue(target.url, IssueKind.INVALID_TENANT, message)
+        return target.unusable(message), Problem(target.url, message, code=ProblemCode.INVALID_TENANT)
     return target, None

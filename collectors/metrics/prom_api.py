@@ -114,7 +114,7 @@ class PromApiSource:
     url: str
     jobs: Mapping[SourceFormat, str] = field(default_factory=lambda: DEFAULT_SELECTORS)
     chunk_s: float = 3600
-    headers: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = field(default=None, repr=False)  # may hold a bearer token
     timeout_s: float = 30
     target_labels: tuple[str, ...] = DEFAULT_TARGET_LABELS
 

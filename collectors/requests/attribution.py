@@ -4,7 +4,7 @@ Both request parsers (gateway access logs, OTLP traces) first read their source 
 frame below, one row per request with a ``line`` number and a ``reason`` (null while the row is fine);
 ``build_requests`` then attributes each row to a pod of the pod list (by name, else by the upstream
 ``IP:port``), fills tenant and model version from it, derives the status, checks required fields and
-names, and splits good rows (conformed to ``REQUESTS``) from bad ones (each a ``BadLine``).
+names, and splits good rows (conformed to ``REQUESTS``) from bad ones (each a ``Problem`` naming its line).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from analytics.errors import CollectorError, InputError
+from analytics.errors import CollectorError, Problem
 from analytics.schema import REQUESTS, UTC_MS, RequestSource, RequestStatus, Variant, conform
 from collectors.kube.pod_model import Pod, PodIndex
 from collectors.targets import ip_of
@@ -53,31 +53,15 @@ _FLAG = r"(^|,)({})(,|$)"
 
 
 @dataclass(frozen=True, slots=True)
-class BadLine:
-    """A line (or span) that could not become a request, and why."""
-
-    source: str
-    line: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}" if self.line is not None else f"{self.source}: {self.reason}"
-
-    def error(self) -> InputError:
-        """The same as a typed error (for strict mode)."""
-        return InputError(self.source, self.line, self.reason)
-
-
-@dataclass(frozen=True, slots=True)
 class RequestBatch:
-    """Requests read from one source, the lines that were rejected, and how many lines were read.
+    """Requests read from one source, the lines (or spans) that could not become requests, and how many lines were read.
 
     For a gateway log ``total_lines == len(requests) + len(bad_lines) + blank_lines``. An OTLP line
     carries many spans: there ``skipped_spans`` counts the spans that are not GenAI requests.
     """
 
     requests: pl.DataFrame
-    bad_lines: tuple[BadLine, ...]
+    bad_lines: tuple[Problem, ...]
     total_lines: int
     blank_lines: int = 0
     skipped_spans: int = 0
@@ -209,8 +193,8 @@ def _checks() -> list[tuple[pl.Expr, pl.Expr]]:
 def build_requests(
     frame: pl.DataFrame, *, source: str, stream: RequestSource,
     pods: PodIndex | Iterable[Pod] | None = None, default_tenant: str | None = None,
-    extra_bad: Iterable[BadLine] = (),
-) -> tuple[pl.DataFrame, tuple[BadLine, ...]]:
+    extra_bad: Iterable[Problem] = (),
+) -> tuple[pl.DataFrame, tuple[Problem, ...]]:
     """Canonical frame -> (conformed ``requests`` rows, bad lines in line order)."""
     frame = frame.select(pl.col(c).cast(d) for c, d in CANONICAL.items())
     attributed = _attribution(frame, PodLookup(pods), default_tenant)
@@ -231,7 +215,7 @@ def build_requests(
         chain = chain.when(bad.fill_null(False)).then(why)
     frame = frame.with_columns(reason=pl.coalesce("reason", chain.otherwise(pl.lit(None, dtype=pl.Utf8))))
     bad_rows = frame.filter(pl.col("reason").is_not_null()).select("line", "reason")
-    bad = [BadLine(source, line, why) for line, why in bad_rows.iter_rows()]
+    bad = [Problem(source, why, line=line) for line, why in bad_rows.iter_rows()]
     bad.extend(extra_bad)
     bad.sort(key=lambda b: (b.line is None, b.line or 0))
     good = frame.filter(pl.col("reason").is_null()).with_columns(

@@ -11,7 +11,6 @@ import math
 
 import polars as pl
 
-from collectors.requests.attribution import BadLine
 from collectors.requests.gateway_fields import ALIASES, RAW_COLUMNS, SCHEMA, col
 
 _CHUNK = 256  # below this many lines a rejected chunk is read line by line
@@ -81,7 +80,7 @@ def _split(data: bytes) -> list[bytes]:
     return lines
 
 
-def _decode_slow(data: bytes) -> tuple[pl.DataFrame, list[BadLine], int, int]:
+def _decode_slow(data: bytes) -> tuple[pl.DataFrame, list[tuple[int, str]], int, int]:
     """Screen lines, decode them in chunks, read rejected chunks line by line."""
     lines = _split(data)
     frames: list[pl.DataFrame] = []
@@ -128,15 +127,15 @@ def _decode_slow(data: bytes) -> tuple[pl.DataFrame, list[BadLine], int, int]:
     for i in range(0, len(candidates), 1 << 16):
         decode(candidates[i:i + (1 << 16)])
     raw_frame = pl.concat(frames, how="vertical", rechunk=True) if frames else _empty_raw()
-    return raw_frame.sort("line"), [BadLine("", n, r) for n, r in bad], len(lines), blank
+    return raw_frame.sort("line"), bad, len(lines), blank
 
 
 def _empty_raw() -> pl.DataFrame:
     return pl.DataFrame(schema={**{c: pl.Utf8 for c in RAW_COLUMNS}, "line": pl.Int64})
 
 
-def decode(data: bytes) -> tuple[pl.DataFrame, list[BadLine], int, int]:
-    """Bytes of a JSON-lines log -> (alias columns + line, bad lines, total lines, blank lines)."""
+def decode(data: bytes) -> tuple[pl.DataFrame, list[tuple[int, str]], int, int]:
+    """Bytes of a JSON-lines log -> (alias columns + line, (line, reason) of bad lines, total lines, blank lines)."""
     total = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
     df = _read_chunk(data) if data else _empty_raw().drop("line")
     # The reader skips blank lines; only when it skipped none do row numbers equal line numbers.

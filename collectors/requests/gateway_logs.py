@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from analytics.errors import Problem
 from analytics.schema import RequestSource
 from collectors.kube.pod_model import PodIndex
-from collectors.requests.attribution import BadLine, RequestBatch, build_requests, read_log_bytes
+from collectors.requests.attribution import RequestBatch, build_requests, read_log_bytes
 from collectors.requests.gateway_decode import decode
 from collectors.requests.gateway_fields import ALIASES, NULLS, OUTCOMES, Alias, FieldKind, Key, col
 
@@ -147,7 +148,7 @@ def parse_gateway_log(
     frame = to_canonical(raw)
     rows, bad_rows = build_requests(
         frame, source=source, stream=RequestSource.GATEWAY, pods=pods, default_tenant=default_tenant,
-        extra_bad=[BadLine(source, b.line, b.reason) for b in bad],
+        extra_bad=[Problem(source, reason, line=n) for n, reason in bad],
     )
     batch = RequestBatch(rows, bad_rows, total, blank_lines=blank)
     if strict:

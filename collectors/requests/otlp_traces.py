@@ -18,9 +18,10 @@ from typing import Any
 
 import polars as pl
 
+from analytics.errors import ItemError, Problem
 from analytics.schema import RequestSource, RequestStatus
 from collectors.kube.pod_model import PodIndex
-from collectors.requests.attribution import CANONICAL, BadLine, RequestBatch, build_requests, read_log_bytes
+from collectors.requests.attribution import CANONICAL, RequestBatch, build_requests, read_log_bytes
 
 SPAN_KIND_CLIENT = 3
 _KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
@@ -41,14 +42,10 @@ POD = ("k8s.pod.name",)
 VERSION = ("k8s.pod.labels.rollouts-pod-template-hash", "k8s.pod.labels.pod-template-hash")
 
 
-class _Bad(Exception):
-    """A span (or line) that cannot be read; its message is the reason."""
-
-
 def any_value(value: object) -> object:
     """An OTLP JSON ``AnyValue`` -> a Python value (int64 may arrive as a string)."""
     if not isinstance(value, Mapping) or len(value) > 1:
-        raise _Bad(f"attribute value {value!r:.60} is not an AnyValue")
+        raise ItemError(f"attribute value {value!r:.60} is not an AnyValue")
     if not value:
         return None
     (kind, v), = value.items()
@@ -60,26 +57,26 @@ def any_value(value: object) -> object:
         try:
             return int(v)
         except ValueError:
-            raise _Bad(f"intValue {v!r:.40} is not an integer") from None
+            raise ItemError(f"intValue {v!r:.40} is not an integer") from None
     if kind == "doubleValue" and (isinstance(v, int | float) and not isinstance(v, bool) or isinstance(v, str)):
         try:
             return float(v)  # protojson writes NaN and Infinity as strings
         except ValueError:
-            raise _Bad(f"doubleValue {v!r:.40} is not a number") from None
+            raise ItemError(f"doubleValue {v!r:.40} is not a number") from None
     if kind == "arrayValue" and isinstance(v, Mapping):
         return [any_value(x) for x in _list(v.get("values"), "arrayValue.values")]
     if kind == "kvlistValue" and isinstance(v, Mapping):
         return attributes(v.get("values"))
     if kind == "bytesValue" and isinstance(v, str):
         return base64.b64decode(v, validate=False).hex()
-    raise _Bad(f"attribute value {value!r:.60} is not an AnyValue")
+    raise ItemError(f"attribute value {value!r:.60} is not an AnyValue")
 
 
 def _list(value: object, what: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Bad(f"{what} must be a list")
+        raise ItemError(f"{what} must be a list")
     return value
 
 
@@ -88,7 +85,7 @@ def attributes(value: object) -> dict[str, object]:
     out: dict[str, object] = {}
     for kv in _list(value, "attributes"):
         if not isinstance(kv, Mapping) or not isinstance(kv.get("key"), str):
-            raise _Bad(f"attribute {kv!r:.60} has no string key")
+            raise ItemError(f"attribute {kv!r:.60} has no string key")
         out[kv["key"]] = any_value(kv.get("value", {}))
     return out
 
@@ -111,12 +108,12 @@ def _number(attrs: Mapping[str, object], keys: tuple[str, ...], *, whole: bool =
         try:
             v = float(v)
         except ValueError:
-            raise _Bad(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r:.40} is not a number") from None
+            raise ItemError(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r:.40} is not a number") from None
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _Bad(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r:.40} is not a finite number")
+        raise ItemError(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r:.40} is not a finite number")
     if whole:
         if v != int(v):
-            raise _Bad(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r} is not a whole number")
+            raise ItemError(f"attribute {next(k for k in keys if k in attrs)!r}: {v!r} is not a whole number")
         return int(v)
     return float(v)
 
@@ -129,11 +126,11 @@ def _text(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str | None:
 def _nanos(span: Mapping[str, Any], key: str) -> int:
     v = span.get(key)
     if isinstance(v, bool) or not isinstance(v, int | str):
-        raise _Bad(f"{key} must be an integer (string) of nanoseconds")
+        raise ItemError(f"{key} must be an integer (string) of nanoseconds")
     try:
         return int(v)
     except ValueError:
-        raise _Bad(f"{key} {v!r:.30} is not an integer") from None
+        raise ItemError(f"{key} {v!r:.30} is not an integer") from None
 
 
 def _outcome(span: Mapping[str, Any], attrs: Mapping[str, object]) -> str:
@@ -157,7 +154,7 @@ def _kind(span: Mapping[str, Any]) -> int:
 
 
 def _row(span: Mapping[str, Any], attrs: dict[str, object], res: dict[str, object]) -> dict[str, object]:
-    """One GenAI span -> a canonical row (raises _Bad)."""
+    """One GenAI span -> a canonical row (raises ItemError)."""
     start, end = _nanos(span, "startTimeUnixNano"), _nanos(span, "endTimeUnixNano")
     e2e = _number(attrs, E2E)
     span_id = span.get("spanId")
@@ -221,12 +218,12 @@ def parse_otlp_traces(
     """OTLP JSON trace export(s) -> one request per GenAI span; a bad line or span is reported, not fatal."""
     rows: list[dict[str, object]] = []
     meta: list[tuple[int | None, str | None, int]] = []  # (line, trace id, span kind) per row
-    bad: list[BadLine] = []
+    bad: list[Problem] = []
     docs = _documents(data)
     skipped = blank = 0
     for line, text in docs:
         if text is None:
-            bad.append(BadLine(source, line, "not UTF-8 text"))
+            bad.append(Problem(source, "not UTF-8 text", line=line))
             continue
         if not text.strip():
             blank += 1
@@ -234,14 +231,14 @@ def parse_otlp_traces(
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            bad.append(BadLine(source, line, f"not JSON: {exc}"))
+            bad.append(Problem(source, f"not JSON: {exc}", line=line))
             continue
         try:
             if not isinstance(doc, dict) or "resourceSpans" not in doc:
-                raise _Bad("not an ExportTraceServiceRequest (no resourceSpans)")
+                raise ItemError("not an ExportTraceServiceRequest (no resourceSpans)")
             spans = _spans(doc)
-        except _Bad as exc:
-            bad.append(BadLine(source, line, str(exc)))
+        except ItemError as exc:
+            bad.append(Problem(source, str(exc), line=line))
             continue
         for where, span, res in spans:
             try:
@@ -250,8 +247,8 @@ def parse_otlp_traces(
                     skipped += 1
                     continue
                 row = _row(span, attrs, res)
-            except _Bad as exc:
-                bad.append(BadLine(source, line, f"{where}: {exc}"))
+            except ItemError as exc:
+                bad.append(Problem(source, f"{where}: {exc}", line=line))
                 continue
             rows.append(row)
             meta.append((line, row["trace_id"], _kind(span)))  # type: ignore[arg-type]
@@ -272,19 +269,19 @@ def _spans(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], dict[st
     out = []
     for i, rs in enumerate(_list(doc.get("resourceSpans"), "resourceSpans")):
         if not isinstance(rs, Mapping):
-            raise _Bad(f"resourceSpans[{i}] is not an object")
+            raise ItemError(f"resourceSpans[{i}] is not an object")
         resource = rs.get("resource") or {}
         try:
             res = attributes(resource.get("attributes") if isinstance(resource, Mapping) else None)
-        except _Bad as exc:
-            raise _Bad(f"resourceSpans[{i}].resource: {exc}") from None
+        except ItemError as exc:
+            raise ItemError(f"resourceSpans[{i}].resource: {exc}") from None
         for j, ss in enumerate(_list(rs.get("scopeSpans"), f"resourceSpans[{i}].scopeSpans")):
             if not isinstance(ss, Mapping):
-                raise _Bad(f"resourceSpans[{i}].scopeSpans[{j}] is not an object")
+                raise ItemError(f"resourceSpans[{i}].scopeSpans[{j}] is not an object")
             for k, span in enumerate(_list(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")):
                 where = f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"
                 if not isinstance(span, Mapping):
-                    raise _Bad(f"{where} is not an object")
+                    raise ItemError(f"{where} is not an object")
                 out.append((where, span, res))
     return out
 

@@ -30,17 +30,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from analytics.errors import InputError, NameValidationError
+from analytics.errors import InputError, ItemError, NameValidationError, Problem
 from analytics.names import validate_tenant
 from analytics.schema import DeployAction, DeploySource
-from collectors.kube.items import BadItem, json_document
+from collectors.kube.items import json_document, skipped
 from collectors.kube.pods import item_name
 from collectors.kube.workloads import WorkloadIndex
 from collectors.rollouts import argocd, flagger
 from collectors.rollouts.rows import (
     Classified,
     EventBatch,
-    EventIssue,
     resolve_row,
     rows_frame,
     timestamp,
@@ -88,7 +87,7 @@ def _classify_rollout(reason: str, message: str) -> Classified | None:
         case "TrafficWeightUpdated":
             w = _WEIGHT_TO.search(message)
             if w is None:
-                raise BadItem(f"TrafficWeightUpdated without a target weight: {message!r}")
+                raise ItemError(f"TrafficWeightUpdated without a target weight: {message!r}")
             return Classified(A.WEIGHT, weight_pct=float(w.group(1)))
         case "RolloutPaused":
             return Classified(A.PAUSED)
@@ -123,23 +122,23 @@ def _count(*values: object) -> int:
 
 
 def _envelope(item: object) -> _Envelope:
-    """The fields every event has, from either API version; BadItem when one is missing."""
+    """The fields every event has, from either API version; ItemError when one is missing."""
     if not isinstance(item, Mapping):
-        raise BadItem(f"not an object ({type(item).__name__})")
+        raise ItemError(f"not an object ({type(item).__name__})")
     new_api = str(item.get("apiVersion", "")).startswith("events.k8s.io/")
     obj = item.get("regarding" if new_api else "involvedObject")
     meta = item.get("metadata") or {}
     series = item.get("series") or {}
     if not isinstance(obj, Mapping) or not isinstance(meta, Mapping) or not isinstance(series, Mapping):
-        raise BadItem(f"{'regarding' if new_api else 'involvedObject'}, metadata and series must be objects")
+        raise ItemError(f"{'regarding' if new_api else 'involvedObject'}, metadata and series must be objects")
     kind, name = obj.get("kind"), obj.get("name")
     ns = obj.get("namespace") or meta.get("namespace")
     reason = item.get("reason")
     if not all(isinstance(x, str) and x for x in (kind, name, ns, reason)):
-        raise BadItem("the involved object's kind, name and namespace, and the reason, are required strings")
+        raise ItemError("the involved object's kind, name and namespace, and the reason, are required strings")
     message = item.get("note" if new_api else "message") or ""
     if not isinstance(message, str):
-        raise BadItem("the message must be a string")
+        raise ItemError("the message must be a string")
     last_seen = timestamp(series.get("lastObservedTime"), "series.lastObservedTime")
     if new_api:
         first = timestamp(item.get("eventTime"), "eventTime") or timestamp(
@@ -153,7 +152,7 @@ def _envelope(item: object) -> _Envelope:
         count = _count(item.get("count"), series.get("count"))
     first = first or timestamp(meta.get("creationTimestamp"), "metadata.creationTimestamp")
     if first is None:
-        raise BadItem("no time: eventTime, firstTimestamp and creationTimestamp are all empty")
+        raise ItemError("no time: eventTime, firstTimestamp and creationTimestamp are all empty")
     last = max([t for t in (first, last, last_seen) if t is not None])
     annotations = meta.get("annotations") or {}
     return _Envelope(
@@ -208,7 +207,7 @@ def _load(doc: Mapping[str, Any] | str, source: str) -> list[Any]:
 def parse_k8s_events(doc: Mapping[str, Any] | str, *, source: str, workloads: WorkloadIndex | None = None) -> EventBatch:
     """``kubectl get events -A -o json`` (or one Event) -> rollout rows; malformed items reported, the rest kept."""
     rows: list[dict[str, Any]] = []
-    issues: list[EventIssue] = []
+    issues: list[Problem] = []
     ignored = 0
     reported: set[str] = set()
     for i, item in enumerate(_load(doc, source)):
@@ -216,8 +215,8 @@ def parse_k8s_events(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
         try:
             env = _envelope(item)
             got = _classify(env, workloads)
-        except BadItem as exc:
-            issues.append(EventIssue(source, i, name, f"skipped: {exc}"))
+        except ItemError as exc:
+            issues.append(skipped(source, i, name, exc))
             continue
         if got is None:
             ignored += 1
@@ -226,7 +225,7 @@ def parse_k8s_events(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
         try:
             validate_tenant(tenant)
         except NameValidationError as exc:
-            issues.append(EventIssue(source, i, name, f"skipped: tenant: {exc}"))
+            issues.append(Problem(source, f"skipped: tenant: {exc}", item=i, name=name))
             continue
         notes: list[str] = []
         times = [env.first] + ([env.last] if env.count > 1 and env.last > env.first else [])
@@ -236,7 +235,7 @@ def parse_k8s_events(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
         for note in dict.fromkeys(notes):
             if note not in reported:  # one report per unknown workload, not one per event
                 reported.add(note)
-                issues.append(EventIssue(source, i, name, note))
+                issues.append(Problem(source, note, item=i, name=name))
     return EventBatch(source, rows_frame(rows), tuple(issues), ignored)
 
 

@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from analytics.errors import InputError, NameValidationError
+from analytics.errors import InputError, NameValidationError, Problem
 from analytics.names import validate_tenant
 from analytics.schema import DeployAction, DeploySource
 from collectors.kube.workloads import WorkloadIndex
-from collectors.rollouts.rows import Classified, EventBatch, EventIssue, resolve_row, rows_frame
+from collectors.rollouts.rows import Classified, EventBatch, resolve_row, rows_frame
 
 A = DeployAction
 _NUM = r"(\d+(?:\.\d+)?)"
@@ -129,7 +129,7 @@ def parse_flagger_webhook(payload: Mapping[str, Any], *, source: str, received_a
                       message=message, workloads=workloads, notes=notes)
     if payload.get("checksum"):
         row["artifact_digest"] = str(payload["checksum"])  # Flagger's hash of the canary's applied spec
-    return EventBatch(source, rows_frame([row]), tuple(EventIssue(source, None, f"{ns}/{name}", n) for n in notes))
+    return EventBatch(source, rows_frame([row]), tuple(Problem(source, n, name=f"{ns}/{name}") for n in notes))
 
 
 def _weight(payload: Mapping[str, Any], meta: Mapping[str, Any]) -> float | None:

@@ -1,4 +1,4 @@
-"""``deployments`` rows as the event readers build them: an event's meaning, its resolved row, batches and issues."""
+"""``deployments`` rows as the event readers build them: an event's meaning, its resolved row, and batches."""
 
 from __future__ import annotations
 
@@ -9,32 +9,21 @@ from typing import Any
 
 import polars as pl
 
+from analytics.errors import ItemError, Problem
 from analytics.schema import DEPLOYMENTS, DeployAction, DeploySource, conform
-from collectors.kube.items import BadItem
 from collectors.kube.workloads import WorkloadIndex
 
 
 @dataclass(frozen=True, slots=True)
-class EventIssue:
-    """An event (or webhook) that was skipped or kept incompletely, with where it came from."""
-
-    source: str
-    index: int | None
-    name: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"items[{self.index}]" if self.index is not None else "payload"
-        return f"{self.source}: {where}{f' ({self.name})' if self.name else ''}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
 class EventBatch:
-    """``deployments`` rows read from one document, what could not be used, and how many events were not rollout events."""
+    """``deployments`` rows read from one document, what could not be used, and how many events were not rollout events.
+
+    An event skipped or kept incompletely is a Problem naming its list item (a webhook: the canary).
+    """
 
     source: str
     deployments: pl.DataFrame
-    issues: tuple[EventIssue, ...] = ()
+    issues: tuple[Problem, ...] = ()
     ignored: int = 0  # well-formed events that say nothing about a rollout (Scheduled, Pulling, ...)
 
 
@@ -51,17 +40,17 @@ class Classified:
 
 
 def timestamp(value: object, what: str) -> datetime | None:
-    """An RFC 3339 time with a zone, None when empty; BadItem naming ``what`` otherwise."""
+    """An RFC 3339 time with a zone, None when empty; ItemError naming ``what`` otherwise."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadItem(f"{what} must be an RFC 3339 string, got {value!r}")
+        raise ItemError(f"{what} must be an RFC 3339 string, got {value!r}")
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadItem(f"{what} is not an RFC 3339 time: {value!r}") from None
+    except ValueError as exc:
+        raise ItemError(f"{what} is not an RFC 3339 time: {value!r}") from exc
     if ts.tzinfo is None:
-        raise BadItem(f"{what} has no time zone: {value!r}")
+        raise ItemError(f"{what} has no time zone: {value!r}")
     return ts
 
 

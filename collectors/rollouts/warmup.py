@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from analytics.errors import ItemError, Problem
 from analytics.schema import DeployAction, DeploySource
-from collectors.kube.items import BadItem
+from collectors.kube.items import skipped
 from collectors.kube.pods import item_name
 from collectors.kube.workloads import WorkloadIndex
-from collectors.rollouts.rows import Classified, EventBatch, EventIssue, resolve_row, rows_frame, timestamp
+from collectors.rollouts.rows import Classified, EventBatch, resolve_row, rows_frame, timestamp
 
 A = DeployAction
 
@@ -23,7 +24,7 @@ def parse_pod_warmup(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
     A pod without a Ready condition yields no warmup_done: when it got ready is unknown, not guessed.
     """
     rows: list[dict[str, Any]] = []
-    issues: list[EventIssue] = []
+    issues: list[Problem] = []
     items = doc.get("items") if isinstance(doc, Mapping) else json.loads(doc).get("items")
     for i, item in enumerate(items or []):
         name = item_name(item)
@@ -33,8 +34,8 @@ def parse_pod_warmup(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
             continue
         try:
             started, ready = _pod_times(item.get("status") or {})
-        except BadItem as exc:
-            issues.append(EventIssue(source, i, name, f"skipped: {exc}"))
+        except ItemError as exc:
+            issues.append(skipped(source, i, name, exc))
             continue
         notes: list[str] = []
         for action, ts, what in ((A.WARMUP_STARTED, started, "containers started"), (A.WARMUP_DONE, ready, "Ready")):
@@ -43,7 +44,7 @@ def parse_pod_warmup(doc: Mapping[str, Any] | str, *, source: str, workloads: Wo
                 rows.append(resolve_row(c, ts=ts, tenant=meta["namespace"], workload=pod.workload,
                                         source=DeploySource.K8S, message=f"pod {meta['name']} {what}",
                                         workloads=workloads, notes=notes))
-        issues.extend(EventIssue(source, i, name, n) for n in dict.fromkeys(notes))
+        issues.extend(Problem(source, n, item=i, name=name) for n in dict.fromkeys(notes))
     return EventBatch(source, rows_frame(rows), tuple(issues))
 
 

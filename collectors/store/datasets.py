@@ -34,22 +34,24 @@ from typing import BinaryIO
 
 import polars as pl
 
-from analytics.errors import NameValidationError, StoreError
+from analytics.errors import NameValidationError, Problem, ProblemCode, StoreError
 from analytics.names import validate_tenant
 from analytics.schema import NO_TENANT, Dataset, conform, empty
 from collectors.store.files import (
     PART_RE,
-    TMP_PREFIX,
     Partition,
     atomic_write,
     check_file_schema,
+    children,
     fsync_dir,
     locked,
+    make_dirs,
     may_overlap,
     num_rows,
     partition,
     partition_from_dir,
     read_part,
+    remove_stale,
 )
 
 # Part size that bounds the cost of one write: appends rewrite at most one part of this many rows.
@@ -69,21 +71,12 @@ class PartitionWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class RejectedRows:
-    """Rows not written because their tenant cannot become a path (lenient mode only)."""
-
-    tenant: str
-    rows: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class WriteReport:
     """The outcome of ``write_dataset``."""
 
     dataset: str
     partitions: tuple[PartitionWrite, ...]
-    rejected: tuple[RejectedRows, ...] = ()
+    rejected: tuple[Problem, ...] = ()  # per invalid tenant (``name``), the ``rows`` not written (lenient mode)
     duplicates_dropped: int = 0  # batch rows superseded by a later batch row with the same key
 
     @property
@@ -165,6 +158,8 @@ def read_dataset(
 def list_partitions(root: str | Path, ds: Dataset) -> list[Partition]:
     """Every partition of the data set that holds at least one part file, in path order."""
     _check_partitioning(ds)
+    if Path(root).exists() and not Path(root).is_dir():
+        raise StoreError(f"{root}: the data directory is not a directory")
     base = Path(root) / ds.name
     found: list[Partition] = []
 
@@ -175,7 +170,7 @@ def list_partitions(root: str | Path, ds: Dataset) -> list[Partition]:
                 found.append(part)
             return
         col = ds.partition_by[level]
-        for child in sorted(path.iterdir()) if path.is_dir() else ():
+        for child in children(path):
             if not child.is_dir() or child.name.startswith((".", "_")):
                 continue  # temp dirs, _SUCCESS markers and the like
             name, sep, value = child.name.partition("=")
@@ -201,7 +196,7 @@ def _canonical_keys(df: pl.DataFrame, ds: Dataset) -> pl.DataFrame:
 
 def _split_invalid_tenants(
     df: pl.DataFrame, ds: Dataset, *, strict: bool
-) -> tuple[pl.DataFrame, tuple[RejectedRows, ...]]:
+) -> tuple[pl.DataFrame, tuple[Problem, ...]]:
     """Add the helper partition columns; drop (lenient) or refuse (strict) rows of invalid tenants."""
     cols = []
     if "tenant" in ds.partition_by:
@@ -217,14 +212,14 @@ def _split_invalid_tenants(
         try:
             validate_tenant(tenant)
         except NameValidationError as exc:
-            rejected.append(RejectedRows(tenant, rows, str(exc)))
+            rejected.append(Problem(ds.name, str(exc), name=tenant, rows=rows, code=ProblemCode.INVALID_TENANT))
     if rejected and strict:
-        names = ", ".join(f"{r.tenant!r} ({r.rows} rows)" for r in rejected)
+        names = ", ".join(f"{r.name!r} ({r.rows} rows)" for r in rejected)
         raise NameValidationError(
             f"{ds.name}: nothing written, invalid tenant(s) {names}: {rejected[0].reason}"
         )
     if rejected:
-        df = df.filter(~pl.col("tenant").is_in([r.tenant for r in rejected]).fill_null(False))
+        df = df.filter(~pl.col("tenant").is_in([r.name for r in rejected]).fill_null(False))
     return df, tuple(rejected)
 
 
@@ -238,10 +233,9 @@ def _valid_tenant(ds: Dataset, tenant: str) -> str:
 def _write_partition(part: Partition, batch: pl.DataFrame, ds: Dataset) -> PartitionWrite:
     """Upsert ``batch`` (unique on key, all of one partition) into ``part`` under its lock."""
     key = list(ds.key)
-    part.path.mkdir(parents=True, exist_ok=True)
+    make_dirs(part.path)
     with locked(part.path):
-        for stale in part.path.glob(f"{TMP_PREFIX}*"):
-            stale.unlink(missing_ok=True)  # left by a killed writer: we hold the lock, so not in use
+        remove_stale(part.path)  # left by a killed writer: we hold the lock, so not in use
         files = part.files()
         for path in files:
             check_file_schema(path, ds)  # a foreign part with other dtypes would break the key joins

@@ -1,4 +1,8 @@
-"""The store's files: partition directories, part files, their lock, and atomic fsynced replacement."""
+"""The store's files: partition directories, part files, their lock, and atomic fsynced replacement.
+
+``partition`` is the one place a tenant becomes a path, so it is the one guard that a tenant is an
+RFC 1123 label; every file-system failure here is a ``StoreError`` naming the path.
+"""
 
 from __future__ import annotations
 
@@ -44,20 +48,31 @@ class Partition:
 
 
 def partition(root: str | Path, ds: Dataset, tenant: str | None, date: dt.date | None) -> Partition:
-    """The partition of ``ds`` under ``root`` holding rows of ``tenant`` on ``date``."""
+    """The partition of ``ds`` under ``root`` holding rows of ``tenant`` (None: no tenant) on ``date``."""
     path = Path(root) / ds.name
+    if "tenant" in ds.partition_by:
+        tenant = NO_TENANT if tenant is None else tenant
+        try:
+            tenant_dir_value(tenant)
+        except NameValidationError as exc:
+            raise NameValidationError(f"{ds.name}: {exc}: not made a path") from exc
     for col in ds.partition_by:
         # Callers pass a tenant / date for exactly the levels the data set declares.
         path = path / (f"tenant={tenant}" if col == "tenant" else f"date={date}")
     return Partition(ds.name, path, tenant, date)
 
 
+def tenant_dir_value(tenant: str) -> str:
+    """``tenant`` if it may name a partition directory (``_none`` or an RFC 1123 label), else raise."""
+    return tenant if tenant == NO_TENANT else validate_tenant(tenant)
+
+
 def partition_from_dir(ds: Dataset, path: Path, values: dict[str, str]) -> Partition:
     """The partition a directory stands for, from its ``<column>=<value>`` path levels."""
     tenant = values.get("tenant")
-    if tenant is not None and tenant != NO_TENANT:
+    if tenant is not None:
         try:
-            validate_tenant(tenant)
+            tenant_dir_value(tenant)
         except NameValidationError as exc:
             raise StoreError(f"{path}: bad tenant partition: {exc}") from exc
     date = None
@@ -73,14 +88,53 @@ def part_files(path: Path) -> list[Path]:
     """The ``part-<n>.parquet`` files of a partition directory, in part-number order."""
     if not path.is_dir():
         return []
-    parts = [(int(m.group(1)), p) for p in path.iterdir() if (m := PART_RE.match(p.name))]
+    try:
+        parts = [(int(m.group(1)), p) for p in path.iterdir() if (m := PART_RE.match(p.name))]
+    except OSError as exc:
+        raise os_error(path, "cannot list the partition directory", exc) from exc
     return [p for _, p in sorted(parts)]
+
+
+def children(path: Path) -> list[Path]:
+    """The entries of a directory, sorted ([] when it does not exist); StoreError when it cannot be listed."""
+    if not path.exists():
+        return []
+    try:
+        return sorted(path.iterdir())
+    except OSError as exc:
+        raise os_error(path, "cannot list the directory", exc) from exc
+
+
+def os_error(path: Path, what: str, exc: OSError) -> StoreError:
+    """A StoreError naming ``path`` for a failed file-system call (raise it ``from exc``)."""
+    return StoreError(f"{path}: {what}: {exc.strerror or exc}")
+
+
+def make_dirs(path: Path) -> None:
+    """Create the directory ``path`` and its parents (StoreError naming it when that fails)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(path, "cannot create the directory", exc) from exc
+
+
+def remove_stale(path: Path) -> None:
+    """Remove the temp files a killed writer left in a partition (the caller holds its lock)."""
+    try:
+        for stale in path.glob(f"{TMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise os_error(path, "cannot remove stale temp files", exc) from exc
 
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold the partition's ``fcntl`` lock (serialises writers across processes)."""
-    with open(path / LOCK_NAME, "a") as fh:
+    try:
+        fh = open(path / LOCK_NAME, "a")  # noqa: SIM115 - closed below, after the unlock
+    except OSError as exc:
+        raise os_error(path / LOCK_NAME, "cannot open the partition lock", exc) from exc
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -135,18 +189,23 @@ def atomic_write(path: Path, df: pl.DataFrame, encode: Encoder) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise os_error(path, f"cannot write the part file (temp file {tmp.name})", exc) from exc
         raise
 
 
 def fsync_dir(path: Path) -> None:
     """Make the renames in a directory durable."""
-    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(path, "cannot sync the partition directory", exc) from exc
 
 
 def check_file_schema(path: Path, ds: Dataset) -> None:

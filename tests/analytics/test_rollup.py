@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from analytics import histogram as hist
 from analytics.promql import compute_histogram_quantile, compute_increase, compute_sum
 from analytics.rollup import build_rollups, minute_bounds, window_quantiles
 from analytics.schema import ALLOCATIONS, ENGINE_HIST, ENGINE_SAMPLES, GPU_SAMPLES, REQUESTS, ROLLUPS, conform
+from collectors.store.datasets import read_dataset, write_dataset
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -54,17 +56,96 @@ def test_request_counts_errors_tokens_and_exact_quantiles_per_minute_are_hand_co
 @pytest.mark.parametrize(
     ("start", "end", "minutes"),
     [
-        pytest.param(T0 + 30 * S, T0 + 3 * M + 30 * S, [T0 + M, T0 + 2 * M], id="partial minutes at both edges are left out"),
+        pytest.param(T0 + 30 * S, T0 + 3 * M + 30 * S, [T0, T0 + M, T0 + 2 * M, T0 + 3 * M],
+                     id="partial minutes at both edges are emitted whole"),
         pytest.param(T0, T0 + 3 * M, [T0, T0 + M, T0 + 2 * M], id="aligned window gives every minute"),
-        pytest.param(T0 + 10 * S, T0 + 50 * S, [], id="a window inside one minute gives nothing"),
+        pytest.param(T0 + 10 * S, T0 + 50 * S, [T0], id="a window inside one minute gives that minute"),
+        pytest.param(T0 + 10 * S, T0 + 10 * S, [], id="an empty window gives nothing"),
     ],
 )
-def test_only_whole_minutes_inside_the_window_are_emitted(start: datetime, end: datetime, minutes: list[datetime]) -> None:
-    rows = [req(i, i * 10 * S, ttft_s=0.1 * i) for i in range(20)]
+def test_every_minute_overlapping_the_window_is_emitted_with_all_of_its_data(
+    start: datetime, end: datetime, minutes: list[datetime]
+) -> None:
+    rows = [req(i, i * 10 * S, ttft_s=0.1 * i) for i in range(20)]  # 12:00:00 .. 12:03:10
     out = build_rollups(requests=frame(REQUESTS, rows), start=start, end=end)
     assert out.get_column("ts").to_list() == minutes
-    lo, hi = minute_bounds(start, end)
-    assert out.get_column("requests").sum() == sum(1 for r in rows if lo <= r["ts"] < hi)
+    assert minute_bounds(start, end) == ((minutes[0], minutes[-1] + M) if minutes else (T0, T0))
+    # The window selects minutes, never cuts one: each row counts every request of its minute.
+    assert out.get_column("requests").to_list() == [sum(1 for r in rows if m <= r["ts"] < m + M) for m in minutes]
+
+
+def _store_rollups(root: Path, rollups: pl.DataFrame) -> pl.DataFrame:
+    write_dataset(root, ROLLUPS, rollups)
+    return read_dataset(root, ROLLUPS).collect().sort("ts", "model_version")
+
+
+def test_a_trailing_partial_minute_is_rolled_up_and_rewritten_to_full_counts_when_more_data_arrive(tmp_path: Path) -> None:
+    # A run that stopped at 12:02:45: its last minute has 45 s of requests; 15 s more arrive later.
+    full = [req(i, i * 5 * S, ttft_s=0.01 * i, status="error" if i % 7 == 0 else "ok") for i in range(36)]  # 12:00:00 .. 12:02:55
+    end = T0 + 2 * M + 45 * S
+    seen = [r for r in full if r["ts"] < end]
+    early = build_rollups(requests=frame(REQUESTS, seen), start=T0, end=end)
+    assert early.get_column("ts").to_list() == [T0, T0 + M, T0 + 2 * M]
+    assert early.get_column("requests").sum() == len(seen) == 33
+    assert early.get_column("errors").sum() == sum(r["status"] == "error" for r in seen)
+    assert early.get_column("prompt_tokens").sum() == sum(r["prompt_tokens"] for r in seen)
+    assert early.get_column("output_tokens").sum() == sum(r["output_tokens"] for r in seen)
+    assert _store_rollups(tmp_path, early).get_column("requests").to_list() == [12, 12, 9]
+
+    later = build_rollups(requests=frame(REQUESTS, full), start=T0 + M + 30 * S, end=T0 + 2 * M + 50 * S)
+    stored = _store_rollups(tmp_path, later)
+    assert stored.get_column("ts").to_list() == [T0, T0 + M, T0 + 2 * M]  # rewritten in place, no duplicate
+    assert stored.get_column("requests").to_list() == [12, 12, 12]
+    last = stored.row(2, named=True)
+    assert last["errors"] == sum(r["status"] == "error" for r in full if r["ts"] >= T0 + 2 * M)
+    assert sum(b["count"] for b in last["ttft_hist"]) == 12
+    assert last["ttft_p99_s"] == pytest.approx(_linear(np.array([r["ttft_s"] for r in full[24:]]), 0.99))
+    assert stored.equals(pl.concat([early.head(2), later.tail(1)]).pipe(conform, ROLLUPS).sort("ts", "model_version"))
+
+
+def test_gpu_seconds_and_energy_of_a_partial_minute_stop_at_the_last_observation_and_fill_in_later() -> None:
+    # One whole GPU allocated from T0, sampled every 15 s, 100 J per sample, the run seen to T0 + 1m 45s.
+    def samples(upto: int) -> pl.DataFrame:
+        return frame(GPU_SAMPLES, [
+            _gpu(T0 + k * 15 * S, tenant="team-a", pod="p1", gpu_util_ratio=0.5, energy_j_total=100.0 * k)
+            for k in range(upto + 1)
+        ])
+
+    snaps = frame(ALLOCATIONS, [_alloc(T0 + k * M, "p1", "team-a", "whole", 1.0) for k in range(2)])
+    engine = frame(ENGINE_SAMPLES, [_engine("p1", "team-a", "m")])
+    early = build_rollups(requests=None, gpu_samples=samples(7), allocations=snaps, engine_samples=engine,
+                          start=T0, end=T0 + M + 45 * S)
+    assert early.get_column("ts").to_list() == [T0, T0 + M]
+    assert early.get_column("gpu_allocated_s").to_list() == pytest.approx([60.0, 45.0])
+    assert early.get_column("gpu_busy_s").to_list() == pytest.approx([30.0, 22.5])
+    assert early.get_column("energy_j").to_list() == pytest.approx([400.0, 300.0])
+    # A later end with no more data changes nothing: nothing is claimed past the last observation.
+    assert build_rollups(requests=None, gpu_samples=samples(7), allocations=snaps, engine_samples=engine,
+                         start=T0, end=T0 + 5 * M).equals(early)
+    later = build_rollups(requests=None, gpu_samples=samples(8), allocations=snaps, engine_samples=engine,
+                          start=T0 + M, end=T0 + 2 * M)
+    assert later.get_column("gpu_allocated_s").to_list() == pytest.approx([60.0])
+    assert later.get_column("energy_j").to_list() == pytest.approx([400.0])
+
+
+def test_a_run_that_starts_mid_minute_has_its_first_minute_rolled_up() -> None:
+    start = T0 + 20 * S
+    rows = [req(i, start + i * 10 * S - T0) for i in range(10)]  # 12:00:20 .. 12:01:50
+    gpu = frame(GPU_SAMPLES, [
+        _gpu(start + k * 10 * S, tenant="team-a", pod="p1", gpu_util_ratio=1.0, energy_j_total=10.0 * k) for k in range(10)
+    ])
+    # kubectl snapshots every minute from the start: each minute is held under two snapshots (40 s + 20 s).
+    snaps = frame(ALLOCATIONS, [_alloc(start + k * M, "p1", "team-a", "whole", 1.0) for k in range(2)])
+    out = build_rollups(
+        requests=frame(REQUESTS, rows), gpu_samples=gpu, allocations=snaps,
+        engine_samples=frame(ENGINE_SAMPLES, [_engine("p1", "team-a", "m", start)]), start=start, end=start + 90 * S,
+    )
+    assert out.get_column("ts").to_list() == [T0, T0 + M]
+    assert out.get_column("tenant").to_list() == ["team-a"] * 2  # no energy left to "no tenant"
+    assert out.get_column("requests").to_list() == [4, 6]
+    assert out.get_column("gpu_allocated_s").to_list() == pytest.approx([40.0, 50.0])  # 12:00:20 .. 12:01:50
+    assert out.get_column("gpu_busy_s").to_list() == pytest.approx([40.0, 50.0])  # 100 % busy
+    assert out.get_column("energy_j").to_list() == pytest.approx([40.0, 50.0])
 
 
 def test_recomputing_an_overlapping_window_gives_identical_rows_for_shared_minutes() -> None:

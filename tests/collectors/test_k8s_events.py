@@ -141,8 +141,8 @@ def test_malformed_items_are_reported_with_index_and_the_rest_kept() -> None:
     bad_tenant = _ev("Rollout", "chat", "RolloutPaused", "x", "2025-06-02T08:00:00Z", ns="Team_A")
     batch = parse_k8s_events(_list(good, "junk", no_time, bad_time, no_reason, bad_weight, bad_tenant, good),
                              source="events.json")
-    skipped = [i for i in batch.issues if i.message.startswith("skipped")]
-    assert [i.index for i in skipped] == [1, 2, 3, 4, 5, 6]
+    skipped = [i for i in batch.issues if i.reason.startswith("skipped")]
+    assert [i.item for i in skipped] == [1, 2, 3, 4, 5, 6]
     assert all(str(i).startswith("events.json: items[") for i in batch.issues)
     assert batch.deployments.height == 2
     assert batch.deployments.columns == list(DEPLOYMENTS.columns)
@@ -157,7 +157,7 @@ def test_revision_resolves_to_hash_through_the_pod_list_and_missing_ones_are_rep
     assert batch.deployments.get_column("model_version").to_list() == ["bbb222", None]
     assert batch.deployments.get_column("revision").to_list() == ["2", "3"]
     assert batch.deployments.get_column("model").unique().to_list() == ["llama-8b"]
-    assert [i.index for i in batch.issues] == [1] and "revision 3" in batch.issues[0].message
+    assert [i.item for i in batch.issues] == [1] and "revision 3" in batch.issues[0].reason
 
 
 def test_unknown_workload_keeps_the_workload_name_as_model_and_is_reported_once() -> None:
@@ -165,7 +165,7 @@ def test_unknown_workload_keeps_the_workload_name_as_model_and_is_reported_once(
         _ev("Rollout", "mystery", "RolloutPaused", "Rollout is paused", f"2025-06-02T08:0{i}:00Z", i=i)
         for i in range(3))), source="ev", workloads=WorkloadIndex())
     assert batch.deployments.get_column("model").to_list() == ["mystery"] * 3
-    assert len(batch.issues) == 1 and "mystery" in batch.issues[0].message
+    assert len(batch.issues) == 1 and "mystery" in batch.issues[0].reason
 
 
 @pytest.mark.parametrize(("message", "version", "revision"), [

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from analytics.errors import InputError
+from analytics.errors import InputError, ProblemCode
 from collectors.kube.pod_model import Pod
 from collectors.kube.pods import parse_pod_list
-from collectors.kube.target_attribution import IssueKind, attribute_targets, attribute_targets_report
+from collectors.kube.target_attribution import attribute_targets, attribute_targets_report
 from collectors.samples import SourceFormat
 from collectors.targets import Target
 
@@ -115,15 +115,15 @@ def test_a_malformed_item_is_reported_with_source_and_index_and_the_rest_kept(br
     index = parse_pod_list(pod_list(good1, bad, good2), source="pods.json")
     assert [p.name for p in index.pods] == ["good-1", "good-2"]
     (issue,) = index.issues
-    assert issue.index == 1 and issue.source == "pods.json"
-    assert needle in issue.message
+    assert issue.item == 1 and issue.source == "pods.json"
+    assert needle in issue.reason
     assert str(issue).startswith("pods.json: items[1]")
 
 
 def test_an_item_that_is_not_an_object_is_reported() -> None:
     index = parse_pod_list(pod_list(pod_item("a", "p", "10.0.0.1"), 42), source="s")  # type: ignore[arg-type]
     assert len(index.pods) == 1
-    assert index.issues[0].index == 1 and "not an object" in index.issues[0].message
+    assert index.issues[0].item == 1 and "not an object" in index.issues[0].reason
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_host_network_pods_sharing_the_node_ip_are_told_apart_by_port() -> None:
     (dcgm,) = attribute_targets([Target(SourceFormat.DCGM, "http://192.0.2.10:9400/metrics")], pods)
     assert dcgm.labels["pod"] == "dcgm-exporter-x"
     result = attribute_targets_report([Target(SourceFormat.DCGM, "http://192.0.2.10:9999/metrics")], pods)
-    assert result.issues[0].kind == IssueKind.AMBIGUOUS and "pod" not in result.targets[0].labels
+    assert result.issues[0].code == ProblemCode.AMBIGUOUS and "pod" not in result.targets[0].labels
 
 
 def test_finished_pods_do_not_claim_a_reused_ip() -> None:
@@ -239,7 +239,7 @@ def test_a_target_that_matches_nothing_keeps_its_config_labels_and_is_reported(u
     result = attribute_targets_report([target], pods)
     assert result.targets == [target]
     (issue,) = result.issues
-    assert issue.kind == IssueKind.UNMATCHED and needle in issue.message and issue.url == url
+    assert issue.code == ProblemCode.UNMATCHED and needle in issue.reason and issue.source == url
 
 
 def test_an_invalid_namespace_makes_the_target_unusable_with_a_clear_error() -> None:
@@ -250,18 +250,18 @@ def test_an_invalid_namespace_makes_the_target_unusable_with_a_clear_error() -> 
     bad, good = result.targets
     assert bad.error is not None and "Team_A" in bad.error and "RFC 1123" in bad.error
     assert good.error is None and good.labels["namespace"] == "team-b"
-    assert [i.kind for i in result.issues] == [IssueKind.INVALID_TENANT]
+    assert [i.code for i in result.issues] == [ProblemCode.INVALID_TENANT]
 
 
 def test_a_configured_invalid_namespace_is_caught_even_without_a_pod_match() -> None:
     result = attribute_targets_report([Target(SourceFormat.VLLM, "http://10.1.0.7:8000/", {"namespace": "../etc"})], [])
     assert result.targets[0].error is not None
-    assert {i.kind for i in result.issues} == {IssueKind.UNMATCHED, IssueKind.INVALID_TENANT}
+    assert {i.code for i in result.issues} == {ProblemCode.UNMATCHED, ProblemCode.INVALID_TENANT}
 
 
 def test_a_bad_url_is_reported_not_raised() -> None:
     result = attribute_targets_report([Target(SourceFormat.VLLM, "ftp://10.1.0.7/metrics")], [])
-    assert result.issues[0].kind == IssueKind.BAD_URL
+    assert result.issues[0].code == ProblemCode.BAD_URL
 
 
 def test_attribute_accepts_a_plain_sequence_of_pods() -> None:

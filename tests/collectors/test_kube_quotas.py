@@ -74,7 +74,7 @@ def test_kueue_quotas_reach_tenants_through_their_local_queues() -> None:
 
 def test_unusable_quota_objects_are_reported_and_the_rest_kept() -> None:
     batch = parse_quotas(SETUP, source="q.json", ts=TS, cluster="c")
-    where = {i.index: str(i) for i in batch.issues}
+    where = {i.item: str(i) for i in batch.issues}
     assert set(where) == {4, 7, 8}
     assert "ClusterQueue 'no-such-queue' is not in the document" in where[4]
     assert "tenant 'Team_Bad' is not an RFC 1123 label" in where[7]
@@ -88,7 +88,7 @@ def test_the_upstream_resource_quota_shape_parses_and_its_placeholders_are_repor
     batch = parse_quotas(doc, source="rq.json", ts=TS, cluster="c")
     assert batch.frame.height == 0
     (issue,) = batch.issues
-    assert (issue.index, issue.name) == (0, "namespaceValue/nameValue") and "RFC 1123" in issue.message
+    assert (issue.item, issue.name) == (0, "namespaceValue/nameValue") and "RFC 1123" in issue.reason
     fixed = copy.deepcopy(UPSTREAM_QUOTA)
     fixed["metadata"]["namespace"] = "team-a"
     (row,) = parse_quotas({**doc, "items": [fixed]}, source="rq.json", ts=TS, cluster="c").frame.iter_rows(

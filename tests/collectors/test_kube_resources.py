@@ -293,7 +293,7 @@ def test_the_upstream_pod_shape_parses_and_its_placeholders_are_reported() -> No
     batch = parse_allocations(doc_of(item), source="pods.json", ts=TS, cluster="c")
     assert batch.frame.height == 0
     (issue,) = batch.issues
-    assert (issue.source, issue.index, issue.name) == ("pods.json", 0, "namespaceValue/nameValue")
+    assert (issue.source, issue.item, issue.name) == ("pods.json", 0, "namespaceValue/nameValue")
     assert "skipped: tenant 'namespaceValue' is not an RFC 1123 label" in str(issue)
     item["metadata"]["namespace"] = "team-a"
     (row,) = parse_allocations(doc_of(item), source="pods.json", ts=TS, cluster="c").frame.iter_rows(
@@ -342,7 +342,7 @@ def test_extended_resources_take_limits_else_requests(resources: dict, gpus: int
     p = pod("p", limits=resources.get("limits"), requests=resources.get("requests"))
     batch = parse_allocations(doc_of(node(), p), source="k.json", ts=TS, cluster="c")
     assert batch.frame["gpu_fraction"].to_list() == [gpus]
-    assert [i.message for i in batch.issues if note and note in i.message] == (
+    assert [i.reason for i in batch.issues if note and note in i.reason] == (
         [] if note is None else [f"container 'main': nvidia.com/gpu {note}"]
     )
 
@@ -423,7 +423,7 @@ def test_malformed_items_are_reported_with_their_index_and_the_rest_kept() -> No
     ]
     batch = parse_allocations(doc_of(*items), source="k.json", ts=TS, cluster="c")
     assert batch.frame["pod"].to_list() == ["good"]
-    where = {i.index: i.message for i in batch.issues}
+    where = {i.item: i.reason for i in batch.issues}
     assert len(batch.issues) == len(where) == 5 and set(where) == {1, 2, 3, 4, 5}
     assert "not an object" in where[1]
     assert "'one' is not a quantity" in where[2]

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.errors import NameValidationError, StoreError
+from analytics.errors import NameValidationError, ProblemCode, StoreError
 from analytics.schema import GPU_SAMPLES, INVENTORY, NO_TENANT, REQUESTS, conform, empty
 from collectors.store import datasets as store
 from collectors.store import files as store_files
@@ -273,7 +273,8 @@ def test_a_batch_with_an_invalid_tenant_writes_nothing_in_strict_mode(tmp_path: 
 def test_lenient_mode_writes_valid_tenants_and_reports_the_rejected_rows(tmp_path: Path) -> None:
     batch = pl.concat([gpu_rows(2), gpu_rows(3, start=9, tenant="../x"), gpu_rows(1, start=20, tenant=None)])
     report = write_dataset(tmp_path, GPU_SAMPLES, batch, strict=False)
-    assert [(r.tenant, r.rows) for r in report.rejected] == [("../x", 3)]
+    assert [(r.name, r.rows, r.code) for r in report.rejected] == [("../x", 3, ProblemCode.INVALID_TENANT)]
+    assert str(report.rejected[0]).startswith("gpu_samples: ../x (3 rows): invalid_tenant: ")
     assert report.rows == 3
     assert sorted(read_dataset(tmp_path, GPU_SAMPLES).collect()["gpu_uuid"]) == ["GPU-0", "GPU-1", "GPU-20"]
     assert not any("x" in p.name for p in (tmp_path / "gpu_samples").iterdir())
