@@ -12,7 +12,8 @@ from analytics.errors import ConfigError
 from collectors.samples import SourceFormat
 
 # Target label keys fleetlens attaches; anything else in a target's labels is still attached as given.
-TARGET_LABELS = ("cluster", "namespace", "pod", "container", "node", "instance", "model_version", "model_name")
+TARGET_LABELS = ("cluster", "namespace", "pod", "container", "node", "instance", "model_version", "model_name",
+                 "rollouts_pod_template_hash", "pod_template_hash")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -22,7 +23,9 @@ class Target:
     """One /metrics endpoint and the target labels attached to its samples (Prometheus-style).
 
     Known target label keys: ``cluster``, ``namespace``, ``pod``, ``container``, ``node``,
-    ``instance``, ``model_version`` (the pod's rollout revision / template hash) and, for TGI which
+    ``instance``, ``model_version`` (the pod's rollout revision / template hash), the pod's hash labels
+    as service discovery names them (``rollouts_pod_template_hash``, ``pod_template_hash``: the model
+    version when ``model_version`` is absent, see ``collectors.normalise.revision``) and, for TGI which
     exposes no model, ``model_name``.
 
     ``error`` is set (by attribution) when the target must not be scraped, e.g. its namespace is not

@@ -1,4 +1,4 @@
-"""The one command line: ``fleetlens simulate | collect | parse | demo``.
+"""The one command line: ``fleetlens parse | simulate | collect | ingest | rollup | demo``.
 
 Each subcommand parses its flags, builds objects and calls library functions; this module is the only
 place that turns fleetlens errors into messages and exit codes: one line on stderr, exit status 2.
@@ -196,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="YAML config (data_dir)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the data sets are")
     p.add_argument("--start", type=_parse_time, required=True, help="window start (ISO 8601)")
-    p.add_argument("--end", type=_parse_time, required=True, help="window end (ISO 8601)")
+    p.add_argument("--end", type=_parse_time, required=True,
+                   help="window end (ISO 8601); every minute the window touches is rebuilt whole from the stored "
+                        "data; the minute the data end in (a partial minute) holds what has arrived so far and is "
+                        "rewritten by a later run")
     p.set_defaults(func=_cmd_rollup)
 
     p = sub.add_parser("demo", help="simulate a fleet, collect some simulated minutes, show what was written")

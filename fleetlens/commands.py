@@ -147,7 +147,8 @@ def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, pro
         raise UsageError("--start" if start is not None else "--end",
                          "needs --prometheus (or prometheus.url in the config): a scrape reads current values")
     if cfg is None or not cfg.collect.targets:
-        raise ConfigError("collect.targets", "nothing to collect: no targets configured and no --prometheus")
+        raise ConfigError("collect.targets", "nothing to collect: no targets configured and no --prometheus",
+                          source=cfg.source if cfg is not None else "config")
     targets = list(cfg.collect.targets)
     pods_path = pod_list or cfg.collect.kubernetes.pod_list
     if pods_path is not None:
@@ -308,6 +309,6 @@ def rollup(*, config_path: Path | None, data_dir: Path | None, start: datetime, 
     root = _data_dir(_load(config_path), data_dir)
     rollups = build_and_write_rollups(root, start=start, end=end)
     minutes = rollups.get_column("ts").n_unique() if rollups.height else 0
-    _console.print(f"{rollups.height} rollup rows over {minutes} whole minute(s) written under {root}")
+    _console.print(f"{rollups.height} rollup rows over {minutes} minute(s) written under {root}")
     _print_frame("per tenant x model x version", summarise_rollups(rollups))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,8 @@ class _Reader:
             raise ConfigError(
                 self.sub(name), f"expected {'an integer' if integer else 'a number'}, got {v!r}"
             )
+        if not math.isfinite(v):
+            raise ConfigError(self.sub(name), f"expected a finite number, got {v!r}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(self.sub(name), f"{v!r} is outside [{lo}, {hi}]")
         return v
@@ -200,7 +203,7 @@ def build_fleet_spec(mapping: Mapping[str, Any] | None, *, key: str = "simulator
         "log_retention_s",
     )
     r.check_known((*scalars, "nodes", "models", "canary", "regression", "restarts"))
-    seed = r.num("seed", 7, integer=True)
+    seed = r.num("seed", 7, integer=True, lo=0, hi=2**32 - 1)  # numpy seeds
     d = default_fleet_spec(seed)
     start = d.start
     if "start" in r.data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -10,6 +11,14 @@ from analytics.errors import Problem
 
 ROLLOUT_HASH = "rollouts-pod-template-hash"
 TEMPLATE_HASH = "pod-template-hash"
+# The alphabet of Kubernetes' rand.SafeEncodeString and rand.String (k8s.io/apimachinery/pkg/util/rand):
+# no vowels and no 0, 1, 3, so generated names never spell words. Template hashes are written in it.
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# ``<workload>-<pod-template-hash>-<suffix>``: the name a ReplicaSet (of a Deployment or an Argo
+# Rollout) gives its pods. The hash is the template hash encoded in SAFE_ALPHABET (8-10 characters for
+# all but 0.2% of hashes); the suffix is generateName's 5 random characters. Group 1 is the hash.
+POD_NAME_HASH_PATTERN = rf"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?-([{SAFE_ALPHABET}]{{8,10}})-[a-z0-9]{{5}}$"
+_POD_NAME_HASH = re.compile(POD_NAME_HASH_PATTERN)
 ROLLOUT_REVISION = "rollout.argoproj.io/revision"
 APP_NAME = "app.kubernetes.io/name"
 # Labels that tie the pods of one multi-node serving group together (the GPUs sit on workers, the
@@ -19,6 +28,20 @@ GROUP_LABELS = (
     "leaderworkerset.sigs.k8s.io/name",
     "ray.io/cluster",
 )
+
+
+def template_hash_from_name(pod: str | None) -> str | None:
+    """The pod-template hash in a ReplicaSet pod's name ``<workload>-<hash>-<suffix>``, else None.
+
+    Only a Deployment's or Rollout's pod has one: a StatefulSet pod (``<name>-<ordinal>``), a
+    DaemonSet or Job pod (``<name>-<suffix>``) gives None, never a guess. A middle segment of digits
+    only is refused too: that is a CronJob's Job (``<cronjob>-<minutes since epoch>-<suffix>``), and
+    a real template hash is all digits about 1% of the time (a missed version stays null).
+    """
+    found = _POD_NAME_HASH.match(pod) if pod else None
+    if found is None or found.group(1).isdigit():
+        return None
+    return found.group(1)
 
 
 @dataclass(frozen=True, slots=True)

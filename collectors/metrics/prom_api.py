@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 from analytics.errors import CollectorError
 from collectors.normalise.dispatch import normalise
 from collectors.normalise.frames import Normalised, concat
+from collectors.normalise.revision import REVISION_LABELS
 from collectors.samples import FAMILY, META_SCHEMA, NAME, TS, TYPE, VALUE, SourceFormat
 
 DEFAULT_SELECTORS: Mapping[SourceFormat, str] = MappingProxyType({
@@ -35,8 +36,11 @@ DEFAULT_SELECTORS: Mapping[SourceFormat, str] = MappingProxyType({
     SourceFormat.SGLANG: '{__name__=~"sglang:.*"}',
     SourceFormat.TGI: '{__name__=~"tgi_.*"}',
 })
-# Labels that Prometheus service discovery attaches to a scraped target (honor_labels: false).
-DEFAULT_TARGET_LABELS = ("cluster", "namespace", "pod", "container", "node", "service", "instance", "job")
+# Labels that Prometheus service discovery attaches to a scraped target (honor_labels: false), as
+# the relabel rules of docs/prometheus-relabel.md name them; the last three carry the pod's revision,
+# the model_version of engine rows (collectors.normalise.revision; the pod's name is the fallback).
+DEFAULT_TARGET_LABELS = ("cluster", "namespace", "pod", "container", "node", "service", "instance", "job",
+                         *REVISION_LABELS)
 # Prometheus refuses query_range with more than 11,000 points per series; stay under it.
 MAX_POINTS_PER_RANGE_QUERY = 10_000
 _RETRY_STATUSES = (429, 502, 503, 504)

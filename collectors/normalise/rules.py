@@ -25,6 +25,7 @@ from analytics.schema import (
     empty,
 )
 from collectors.normalise.frames import Normalised, drop_unattributed, empty_normalised
+from collectors.normalise.revision import REVISION_LABELS, model_version, own_label
 from collectors.samples import NAME, TS, VALUE, label, label_columns
 
 INF = float("inf")
@@ -90,8 +91,11 @@ def summary(family: str, metric: HistMetric, *, scale: float = 1.0) -> list[Rule
 
 
 def _replica(df: pl.DataFrame, names: tuple[str, ...]) -> pl.Expr:
-    """The replica key: the present labels of ``names`` joined with "/" (null when none is present)."""
-    parts = [label(df, n) for n in names]
+    """The replica key: the present labels of ``names`` joined with "/" (null when none is present).
+
+    These are the page's own labels: where a target label took a name, its ``exported_`` copy is read.
+    """
+    parts = [own_label(df, n) for n in names]
     if not parts:
         return pl.lit(None, dtype=pl.Utf8)
     return pl.concat_str(parts, separator="/", ignore_nulls=True).replace("", None)
@@ -99,12 +103,16 @@ def _replica(df: pl.DataFrame, names: tuple[str, ...]) -> pl.Expr:
 
 @dataclass(frozen=True, slots=True)
 class EngineSpec:
-    """How one inference server's samples map: rules and which labels give model, version, replica."""
+    """How one inference server's samples map: rules and which labels give model, version, replica.
+
+    ``version`` names the target labels that carry the serving pod's revision, first wins, with the
+    hash in the pod's name after them (``collectors.normalise.revision``): never an engine's own label.
+    """
 
     engine: Engine
     rules: tuple[Rule, ...]
     model: tuple[str, ...]
-    version: tuple[str, ...]
+    version: tuple[str, ...] = REVISION_LABELS
     replica: tuple[str, ...] = ()  # the present ones joined with "/": they together tell copies apart
     # Labels whose every value is a copy of the same state (SGLang TP/PP/EP ranks): take rank 0.
     ranks: tuple[str, ...] = ()
@@ -157,7 +165,7 @@ def parse_engine(wide: pl.DataFrame, spec: EngineSpec, *, tenant: pl.Expr | None
         label(df, "instance").alias("instance"),
         pl.lit(str(spec.engine)).alias("engine"),
         label(df, *spec.model).alias("model"),
-        label(df, *spec.version).alias("model_version"),
+        model_version(df, spec.version).alias("model_version"),
         _replica(df, spec.replica).alias("replica"),
         pl.col("__kind__"), pl.col("__target__"), pl.col("__prio__"),
         (pl.col(VALUE) * pl.col("__scale__")).alias("value"),

@@ -40,7 +40,6 @@ SPEC = EngineSpec(
     engine=Engine.SGLANG,
     rules=RULES,
     model=("model_name",),
-    version=("model_version", "rollouts_pod_template_hash", "pod_template_hash"),
     replica=("dp_rank",),
     ranks=("tp_rank", "pp_rank", "moe_ep_rank"),
 )

@@ -32,7 +32,6 @@ SPEC = EngineSpec(
     engine=Engine.TGI,
     rules=RULES,
     model=("model_name",),  # a target label: TGI exposes none
-    version=("model_version", "rollouts_pod_template_hash", "pod_template_hash"),
 )
 
 

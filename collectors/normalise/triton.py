@@ -1,11 +1,12 @@
 """Triton Inference Server /metrics into engine frames (and, on request, its nv_gpu_* series into gpu_samples).
 
 Labels: ``model``; ``version`` is the model-repository version, not the deployment's: the pod's
-revision (target label ``model_version`` / template hash) is the model_version, as for every other
-engine, so Triton rows join requests and rollout events; ``version`` is the fallback when the pod's
-revision is unknown. Replica = ``version/gpu_uuid`` (a pod may serve two repository versions at once,
-and a model spread over two GPUs reports two series). Units: the cumulative
-``*_duration_us`` counters and ``*_summary_us`` summaries become seconds, the
+revision (``collectors.normalise.revision``: target label ``model_version``, the template-hash labels,
+the pod's name) is the model_version, as for every other engine, so Triton rows join requests and
+rollout events. ``version`` is never the model_version, not even when the pod's revision is unknown
+(the model_version is null then): it stays beside it in replica = ``version/gpu_uuid`` (a pod may
+serve two repository versions at once, and a model spread over two GPUs reports two series).
+Units: the cumulative ``*_duration_us`` counters and ``*_summary_us`` summaries become seconds, the
 ``nv_inference_first_response_histogram_ms`` bounds and sum become seconds.
 
 Tenant. Triton's own ``namespace`` label (``--model-namespacing``) is a model-repository path, never
@@ -60,7 +61,6 @@ SPEC = EngineSpec(
     engine=Engine.TRITON,
     rules=RULES,
     model=("model",),
-    version=("model_version", "rollouts_pod_template_hash", "pod_template_hash", "version"),
     replica=("version", "gpu_uuid"),
 )
 

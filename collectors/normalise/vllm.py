@@ -53,10 +53,10 @@ RULES = (
 SPEC = EngineSpec(
     engine=Engine.VLLM,
     rules=RULES,
-    # model_name from vLLM itself; model (+ version) when served through Triton's vLLM backend.
+    # model_name from vLLM itself; model (+ version) when served through Triton's vLLM backend, whose
+    # ``version`` is Triton's model-repository version: kept in the replica, as for Triton's own rows.
     model=("model_name", "model"),
-    version=("version", "model_version", "rollouts_pod_template_hash", "pod_template_hash"),
-    replica=("engine",),
+    replica=("version", "engine"),
 )
 
 

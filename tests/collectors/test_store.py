@@ -497,3 +497,65 @@ def test_a_write_holds_the_partition_lock_against_other_processes(tmp_path: Path
         subprocess.run([sys.executable, "-c", probe_script, str(lock)], check=False, timeout=60).returncode
         == 0
     )
+
+
+# --- file-system failures are StoreErrors naming the path; the store is the one tenant-to-path guard -----
+
+
+@pytest.mark.parametrize("tenant", ["../x", "A_B", "a/b", "", ".", "team-a/../../etc"])
+def test_a_tenant_that_is_not_an_rfc1123_label_never_becomes_a_path(tmp_path: Path, tenant: str) -> None:
+    """Even a caller that skips every other check cannot build a partition path from a bad tenant."""
+    with pytest.raises(NameValidationError, match="gpu_samples: tenant"):
+        store_files.partition(tmp_path, GPU_SAMPLES, tenant, T0.date())
+    assert store_files.partition(tmp_path, GPU_SAMPLES, None, T0.date()).path.parent.name == f"tenant={NO_TENANT}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_dir_that_is_a_file_is_a_store_error_naming_the_path(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.write_text("a file\n")
+    with pytest.raises(StoreError, match=rf"^{root}/gpu_samples/tenant=team-a/date=2024-05-01: cannot create") as err:
+        write_dataset(root, GPU_SAMPLES, gpu_rows(2))
+    assert isinstance(err.value.__cause__, OSError)
+    with pytest.raises(StoreError, match=rf"^{root}: the data directory is not a directory"):
+        read_dataset(root, GPU_SAMPLES)
+
+
+def test_a_data_dir_under_a_file_is_a_store_error_from_the_os_error(tmp_path: Path) -> None:
+    """Tests run as root, which chmod does not stop: a regular file as a parent is unwritable for anyone."""
+    (tmp_path / "file").write_text("x\n")
+    with pytest.raises(StoreError, match=r"file/sub/gpu_samples/.*: cannot create the directory: Not a directory"):
+        write_dataset(tmp_path / "file" / "sub", GPU_SAMPLES, gpu_rows(1))
+
+
+def test_a_lock_that_cannot_be_opened_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    part = store_files.partition(tmp_path, GPU_SAMPLES, "team-a", T0.date()).path
+    (part / store_files.LOCK_NAME).mkdir(parents=True)
+    with pytest.raises(StoreError, match=rf"^{part}/\.lock: cannot open the partition lock: Is a directory"):
+        write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(1))
+
+
+def test_a_failed_rename_is_a_store_error_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(2))
+
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store_files.os, "replace", refuse)
+    with pytest.raises(StoreError, match=r"part-0\.parquet: cannot write the part file .*Permission denied"):
+        write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(3, start=5))
+    monkeypatch.undo()
+    (part,) = list_partitions(tmp_path, GPU_SAMPLES)
+    assert [p.name for p in part.path.iterdir() if p.name.startswith(store_files.TMP_PREFIX)] == []
+    assert read_dataset(tmp_path, GPU_SAMPLES).collect().height == 2, "what was written before is kept"
+
+
+def test_a_truncated_part_is_a_store_error_naming_the_file_on_read_and_write(tmp_path: Path) -> None:
+    write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(50))
+    (part,) = list_partitions(tmp_path, GPU_SAMPLES)
+    path = part.files()[0]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(StoreError, match=rf"^{path}: cannot read part file"):
+        read_dataset(tmp_path, GPU_SAMPLES)
+    with pytest.raises(StoreError, match=rf"^{path}: cannot read part file"):
+        write_dataset(tmp_path, GPU_SAMPLES, gpu_rows(1))

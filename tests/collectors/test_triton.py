@@ -68,10 +68,29 @@ def test_one_row_per_gpu_with_failures_summed_over_reasons() -> None:
     assert engine["requests_waiting"].to_list() == [5.0, 2.0]
 
 
-def test_without_the_pods_revision_tritons_version_is_the_model_version() -> None:
+def test_without_the_pods_revision_the_model_version_is_null_never_tritons_version() -> None:
     labels = {k: v for k, v in TARGET.items() if k != "model_version"}
     engine = parse_triton(read_page(PAGE, labels=labels)).engine
-    assert engine["model_version"].unique().to_list() == ["3"]
+    assert engine["model_version"].unique().to_list() == [None]
+    assert engine["replica"].str.starts_with("3/").all()  # the repository version is kept beside it
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        pytest.param({"rollouts_pod_template_hash": "6f8d9c7b5d"}, "6f8d9c7b5d", id="rollouts hash label"),
+        pytest.param({"pod_template_hash": "5c4b8d7f6b"}, "5c4b8d7f6b", id="pod-template-hash label"),
+        pytest.param({"pod": "qwen-14b-7b4f9c8d6f-x2k9p"}, "7b4f9c8d6f", id="hash in the pod's name"),
+        # A pod label `version` mapped onto the target moves Triton's own to exported_version.
+        pytest.param({"version": "v2", "pod": "qwen-14b-7b4f9c8d6f-x2k9p"}, "7b4f9c8d6f",
+                     id="a target label `version` is not Triton's"),
+    ],
+)
+def test_the_pods_revision_from_service_discovery_labels(labels: dict[str, str], expected: str) -> None:
+    base = {k: v for k, v in TARGET.items() if k != "model_version"}
+    engine = parse_triton(read_page(PAGE, labels={**base, **labels})).engine
+    assert engine["model_version"].unique().to_list() == [expected]
+    assert engine["replica"].str.starts_with("3/").all()
 
 
 def test_gpu_gauges_only_on_request() -> None:

@@ -77,7 +77,8 @@ def test_triton_vllm_backend_labels_give_model_and_version() -> None:
     page = "upstream/triton/vllm_backend-README.md.metrics-sample.txt"
     out = parse_vllm(read_page(page, labels={**TARGET, "model_version": "rev-7"}))
     row = out.engine.row(0, named=True)
-    assert (row["model"], row["model_version"]) == ("vllm_model", "1")  # Triton's version wins
+    # The pod's revision is the version; Triton's repository version stays beside it, in the replica.
+    assert (row["model"], row["model_version"], row["replica"]) == ("vllm_model", "rev-7", "1")
     assert (row["prompt_tokens_total"], row["generation_tokens_total"]) == (10.0, 16.0)
     itl = out.hist.filter(pl.col("metric") == "itl_s")
     assert itl["le"].to_list() == [0.01, float("inf")] and itl["value"].to_list() == [14.0, 15.0]
@@ -90,13 +91,25 @@ def test_triton_vllm_backend_labels_give_model_and_version() -> None:
         pytest.param({"model_version": "rev-7", "pod_template_hash": "5c4b"}, "rev-7", id="target model_version first"),
         pytest.param({"rollouts_pod_template_hash": "6f8d", "pod_template_hash": "5c4b"}, "6f8d",
                      id="then the Argo rollouts pod template hash"),
-        pytest.param({"pod_template_hash": "5c4b"}, "5c4b", id="then the Deployment pod template hash"),
+        pytest.param({"pod_template_hash": "5c4b", "pod": "chat-7b4f9c8d6f-x2k9p"}, "5c4b",
+                     id="then the Deployment pod template hash"),
+        pytest.param({"pod": "chat-7b4f9c8d6f-x2k9p"}, "7b4f9c8d6f", id="then the hash in the pod's name"),
+        pytest.param({"pod": "chat-0"}, None, id="a StatefulSet pod's name has none"),
         pytest.param({}, None, id="else none"),
     ],
 )
 def test_model_version_fallbacks(labels: dict[str, str], expected: str | None) -> None:
     frame = wide([("vllm:num_requests_running", {"namespace": "team-a", "model_name": "m", **labels}, 1.0)])
     assert parse_vllm(frame).engine["model_version"].to_list() == [expected]
+
+
+def test_triton_vllm_backend_version_is_never_the_model_version() -> None:
+    page = "upstream/triton/vllm_backend-README.md.metrics-sample.txt"
+    row = parse_vllm(read_page(page, labels=TARGET)).engine.row(0, named=True)
+    assert (row["model_version"], row["replica"]) == (None, "1")  # no pod revision known: null, not "1"
+    # A target label `version` (a pod label mapped by service discovery) displaces Triton's to exported_.
+    row = parse_vllm(read_page(page, labels={**TARGET, "version": "v2"})).engine.row(0, named=True)
+    assert (row["model_version"], row["replica"]) == (None, "1")
 
 
 def test_each_engine_index_is_its_own_replica() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analytics.errors import ConfigError
+from analytics.errors import ConfigError, InputError
 from collectors.samples import SourceFormat
 from collectors.targets import Target
 from fleetlens import config_values as config_module
@@ -439,3 +439,75 @@ def test_no_module_but_fleetlens_env_reads_the_environment() -> None:
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
     assert config_module.env is env
+
+
+# --- bad input: non-UTF-8 files, selectors, the token, the simulated example ---------------------------
+
+
+def test_a_non_utf8_file_is_an_input_error_naming_the_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "fleetlens.yaml"
+    path.write_bytes(b"cluster: a\ntenants:\n  - name: caf\xe9\n")
+    with pytest.raises(InputError, match=rf"^{path}:3: not UTF-8 text \(byte 0xe9 at offset 33\)$"):
+        load_config(path)
+
+
+SELECTORS_ACCEPTED = [
+    pytest.param("DCGM_FI_DEV_GPU_UTIL", id="a metric name"),
+    pytest.param("vllm:num_requests_running", id="a metric name with a colon"),
+    pytest.param('vllm:num_requests_running{model_name="m", namespace!="x",}', id="a name with matchers"),
+    pytest.param('{__name__=~"DCGM_FI_.*"}', id="a name regex"),
+    pytest.param("""x{a='single', b=`raw\\d`}""", id="single-quoted and raw strings"),
+    pytest.param('x{a="quote \\" and } or vector(1)"}', id="operators inside a quoted value are text"),
+    pytest.param('  up{job="a"}  ', id="surrounding space"),
+]
+SELECTORS_REFUSED = [
+    pytest.param("x or vector(1)", "an operator 'or' is not allowed", id="a binary operator"),
+    pytest.param('x{a="b"} / y', "'/ y' after the selector is not allowed", id="arithmetic"),
+    pytest.param("rate(x[5m])", "a function call", id="a function"),
+    pytest.param("sum(x)", "a function call", id="an aggregation"),
+    pytest.param("x[5m]", "a range or subquery '[5m]' is not allowed", id="a range"),
+    pytest.param("x[5m:1m]", "a range or subquery", id="a subquery"),
+    pytest.param("x offset 5m", "a modifier 'offset 5m' is not allowed", id="an offset"),
+    pytest.param("x @ 1700000000", "a modifier '@ 1700000000' is not allowed", id="an @ modifier"),
+    pytest.param("{}", "every matcher matches the empty string", id="empty braces"),
+    pytest.param('{job=~".*"}', "every matcher matches the empty string", id="only empty-matching matchers"),
+    pytest.param('x{a="b}', "unterminated quoted label value", id="an unterminated string"),
+    pytest.param('x{a="\\q"}', "unknown escape", id="an unknown escape"),
+    pytest.param('x{a=~"("}', "a=~: bad regular expression", id="a bad regex"),
+    pytest.param("1", "expected a metric name or '{'", id="a number"),
+    pytest.param("-x", "expected a metric name or '{'", id="a unary minus"),
+    pytest.param("x{a b}", "expected =, !=, =~ or !~ after 'a'", id="a matcher without an operator"),
+]
+
+
+@pytest.mark.parametrize("selector", SELECTORS_ACCEPTED)
+def test_a_plain_vector_selector_is_accepted(selector: str) -> None:
+    cfg = parse_config({"prometheus": {"url": "http://p:9090", "selectors": {"vllm": selector}}})
+    assert cfg.prometheus is not None and cfg.prometheus.selectors[SourceFormat.VLLM] == selector.strip()
+
+
+@pytest.mark.parametrize(("selector", "message"), SELECTORS_REFUSED)
+def test_anything_more_than_a_vector_selector_is_refused_naming_the_key(selector: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^config: prometheus\.selectors\.dcgm: .*is not a plain vector selector: "
+                       + re.escape(message)):
+        parse_config({"prometheus": {"url": "http://p:9090", "selectors": {"dcgm": selector}}})
+
+
+def test_the_bearer_token_is_not_in_the_repr_of_the_config(monkeypatch) -> None:
+    monkeypatch.setenv("FLEETLENS_PROM_TOKEN", "tok-not-in-repr")
+    cfg = load_config(EXAMPLE)
+    assert cfg.prometheus is not None and cfg.prometheus.bearer_token == "tok-not-in-repr"
+    assert "tok-not-in-repr" not in repr(cfg) and "tok-not-in-repr" not in str(cfg.prometheus)
+
+
+def test_the_simulated_example_names_exactly_the_targets_the_simulator_serves() -> None:
+    """examples/simulated.yaml is the README's quick tour: its targets must be what `simulate` serves."""
+    from simulator import Simulation, build_fleet_spec
+
+    cfg = load_config(REPO / "examples" / "simulated.yaml")
+    assert cfg.simulator is not None
+    sim = Simulation(build_fleet_spec(dict(cfg.simulator)))
+    served = [(t.format, t.url, {k: v for k, v in t.labels.items() if k not in ("cluster", "instance")})
+              for t in sim.targets()]
+    assert [(t.format, t.url, dict(t.labels)) for t in cfg.collect.targets] == served
+    assert cfg.cluster == sim.spec.cluster

@@ -53,6 +53,10 @@ def test_overrides_are_applied() -> None:
             id="weights outside 1..100 name the weight_steps key",
         ),
         pytest.param({"speed": "fast"}, "simulator.speed", id="a non-numeric speed names speed"),
+        pytest.param({"speed": float("nan")}, "simulator.speed", id="a NaN speed is refused"),
+        pytest.param({"speed": float("inf")}, "simulator.speed", id="an infinite speed is refused"),
+        pytest.param({"seed": -1}, "simulator.seed", id="a negative seed is refused, not a numpy traceback"),
+        pytest.param({"seed": 2**40}, "simulator.seed", id="a seed numpy cannot take is refused"),
         pytest.param({"bogus": 1}, "simulator.bogus", id="an unknown key is named"),
         pytest.param(
             {
