@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from analytics.errors import FleetlensError, UsageError
 from fleetlens import env
@@ -49,37 +49,24 @@ def _parse_time(value: str) -> datetime:
     return t
 
 
-def _positive_int(value: str) -> int:
-    """An integer >= 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+def _number(kind: type[int | float], what: str, ok: Callable[[float], bool]) -> Callable[[str], Any]:
+    """An argparse type: ``value`` read as ``kind`` and accepted when ``ok``, else "expected <what>"."""
+
+    def parse(value: str) -> Any:
+        try:
+            x = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if not ok(x):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+        return x
+
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    """An integer >= 0."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
-    return n
-
-
-def _positive_number(value: str) -> float:
-    """A finite number > 0 (no nan, no inf)."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value!r}")
-    return x
+_positive_int = _number(int, "a positive integer", lambda n: n >= 1)
+_non_negative_int = _number(int, "a non-negative integer", lambda n: n >= 0)
+_positive_number = _number(float, "a positive finite number", lambda x: math.isfinite(x) and x > 0)
 
 
 def _http_url(value: str) -> str:

@@ -24,6 +24,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from analytics.errors import CollectorError
+from analytics.selectors import vector_selector_problem
 from collectors.normalise.dispatch import normalise
 from collectors.normalise.frames import Normalised, concat
 from collectors.normalise.revision import REVISION_LABELS
@@ -63,8 +64,10 @@ def fetch_wide(
     if not math.isfinite(chunk_s) or chunk_s * 1000 < 1:
         raise CollectorError(f"{url}: chunk_s must be at least 1 ms, got {chunk_s!r}")
     selector = selector.strip()
-    if not selector or selector.endswith(("]", ")")):
-        raise CollectorError(f"{url}: {selector!r} is not a plain series selector")
+    problem = vector_selector_problem(selector)
+    if problem is not None:
+        # A range, function or operator here would be spliced into a range query: refuse it.
+        raise CollectorError(f"{url}: {selector!r} is not a plain series selector: {problem}")
     chunk_ms = round(chunk_s * 1000)
     client = _client(url, headers, timeout_s)
     series: list[tuple[dict[str, str], list[int], list[float]]] = []

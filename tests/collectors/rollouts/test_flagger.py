@@ -17,7 +17,7 @@ from collectors.kube.workloads import build_workload_index
 from collectors.rollouts.events import parse_k8s_events
 from collectors.rollouts.flagger import HOOK_TYPES, classify_flagger_message, parse_flagger_webhook
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 
 

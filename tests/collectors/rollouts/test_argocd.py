@@ -12,7 +12,7 @@ from analytics.timeline import build_version_timeline
 from collectors.rollouts.argocd import classify_argocd_event
 from collectors.rollouts.events import parse_k8s_events
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "flagger-argocd-deployment.yaml"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "events" / "flagger-argocd-deployment.yaml"
 SHA = "4ebe26e6fa669901c6be8eaebe3083b9072af15a"
 
 

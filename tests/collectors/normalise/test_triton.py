@@ -7,7 +7,7 @@ import pytest
 
 from analytics.schema import GPU_SAMPLES
 from collectors.normalise.triton import parse_triton
-from tests.collectors.test_normalise import read_page
+from tests.collectors.normalise.test_normalise import read_page
 
 TARGET = {"namespace": "team-a", "pod": "triton-6b7c-xyz", "instance": "10.0.0.7:8002", "model_version": "rev-2"}
 PAGE = "pages/triton/namespacing-two-gpus.txt"

@@ -16,7 +16,7 @@ from collectors.requests.otlp_traces import fetch_otlp_traces, parse_otlp_traces
 from simulator import Simulation, default_fleet_spec
 from simulator.requests_log import COUNTED_FLAGS
 
-UPSTREAM_TRACE = Path(__file__).parents[1] / "fixtures" / "upstream" / "otlp" / "trace.json"
+UPSTREAM_TRACE = Path(__file__).parents[2] / "fixtures" / "upstream" / "otlp" / "trace.json"
 
 
 def test_the_upstream_example_has_no_genai_span_and_reads_as_zero_requests() -> None:

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from collectors.normalise.tgi import parse_tgi
-from tests.collectors.test_normalise import read_page, wide
+from tests.collectors.normalise.test_normalise import read_page, wide
 
 TARGET = {"namespace": "team-d", "pod": "tgi-0", "instance": "10.0.0.11:9000", "model_name": "bigscience/bloom-560m"}
 

@@ -7,7 +7,7 @@ import pytest
 
 from analytics.schema import GPU_SAMPLES
 from collectors.normalise.dcgm import parse_dcgm, parse_dcgm_counted, workload_labels
-from tests.collectors.test_normalise import read_page, wide
+from tests.collectors.normalise.test_normalise import read_page, wide
 
 MIB = 1024 * 1024
 GOLDEN = "upstream/dcgm-exporter/golden"

@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from collectors.normalise.vllm import parse_vllm
-from tests.collectors.test_normalise import FIXTURES, parse_page, read_page, wide
+from tests.collectors.normalise.test_normalise import FIXTURES, parse_page, read_page, wide
 
 TARGET = {"namespace": "team-a", "pod": "chat-7d9f-abcde", "instance": "10.0.0.5:8000"}
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"

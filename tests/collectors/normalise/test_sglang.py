@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from collectors.normalise.sglang import parse_sglang
-from tests.collectors.test_normalise import read_page, wide
+from tests.collectors.normalise.test_normalise import read_page, wide
 
 TARGET = {"namespace": "team-c", "pod": "sglang-0", "instance": "10.0.0.9:30000"}
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"

@@ -22,7 +22,7 @@ from collectors.rollouts.rows import EventBatch
 from collectors.rollouts.warmup import parse_pod_warmup
 from simulator import Simulation
 
-UP = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
+UP = Path(__file__).resolve().parents[2] / "fixtures" / "upstream"
 
 
 def _upstream(name: str) -> dict[str, Any]:

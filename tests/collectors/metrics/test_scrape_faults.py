@@ -14,8 +14,8 @@ from collectors.metrics.rounds import collect_scrape
 from collectors.metrics.scrape import fetch_pages
 from collectors.samples import SourceFormat
 from collectors.targets import Target
-from tests.collectors.test_collect import vllm_page
-from tests.collectors.test_scrape import closed_port, send, serve
+from tests.collectors.metrics.test_rounds import vllm_page
+from tests.collectors.metrics.test_scrape import closed_port, send, serve
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 H = http.server.BaseHTTPRequestHandler

@@ -23,11 +23,11 @@ from collectors.metrics.rounds import (
 from collectors.metrics.scrape import ScrapeResult
 from collectors.samples import SourceFormat
 from collectors.targets import Target
-from tests.collectors.test_kube_pods import pod_item, pod_list
-from tests.collectors.test_scrape import send, serve
+from tests.collectors.kube.test_pods import pod_item, pod_list
+from tests.collectors.metrics.test_scrape import send, serve
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-SGLANG_PAGE = (Path(__file__).parents[1] / "fixtures" / "upstream" / "sglang"
+SGLANG_PAGE = (Path(__file__).parents[2] / "fixtures" / "upstream" / "sglang"
                / "production_metrics.md.example-output.txt").read_bytes()
 SGLANG_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -23,7 +23,7 @@ from collectors.requests.gateway_fields import ALIASES as GATEWAY_ALIASES
 from collectors.requests.gateway_logs import fetch_gateway_log, parse_gateway_log
 from simulator import Simulation, default_fleet_spec
 
-ALIASES = json.loads((Path(__file__).parents[1] / "fixtures" / "request_logs" / "alias_families.json").read_text())
+ALIASES = json.loads((Path(__file__).parents[2] / "fixtures" / "request_logs" / "alias_families.json").read_text())
 STATUS_OF_CODE = {200: "ok", 499: "cancelled", 500: "error", 503: "error", 504: "timeout"}
 
 
@@ -237,7 +237,7 @@ def test_any_list_of_valid_requests_round_trips_to_the_same_rows(reqs: list[dict
 
 
 def test_every_accepted_key_is_documented() -> None:
-    doc = (Path(__file__).parents[2] / "docs" / "request-logs.md").read_text()
+    doc = (Path(__file__).parents[3] / "docs" / "request-logs.md").read_text()
     keys = {a.key if isinstance(a.key, str) else ".".join(a.key) for a in GATEWAY_ALIASES}
     assert not {k for k in keys if f"`{k}`" not in doc}
 

@@ -14,7 +14,7 @@ from analytics.errors import InputError
 from analytics.schema import QUOTAS
 from collectors.kube.quotas import parse_quotas
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 SETUP: dict[str, Any] = json.loads((FIXTURES / "kube/kueue-and-resourcequotas.json").read_text())
 RUNAI: dict[str, Any] = json.loads((FIXTURES / "kube/runai-queues.json").read_text())
 UPSTREAM_QUOTA: dict[str, Any] = json.loads(

@@ -20,7 +20,7 @@ from collectors.store import datasets as store
 from collectors.store import files as store_files
 from collectors.store.datasets import list_partitions, read_dataset, write_dataset
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 

@@ -22,7 +22,7 @@ from collectors.kube.nodes import parse_inventory, parse_nodes
 from simulator import Simulation
 from simulator.config import MIG_MEMORY_MIB
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 UPSTREAM_POD: dict[str, Any] = json.loads((FIXTURES / "upstream/kubernetes/core.v1.Pod.json").read_text())
 UPSTREAM_NODE: dict[str, Any] = json.loads((FIXTURES / "upstream/kubernetes/core.v1.Node.json").read_text())
 SHARING: dict[str, Any] = json.loads((FIXTURES / "kube/sharing-nodes-and-pods.json").read_text())

@@ -17,7 +17,7 @@ from collectors.normalise.frames import Normalised, concat
 from collectors.normalise.vllm import parse_vllm
 from collectors.samples import META_SCHEMA, SourceFormat
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 Sample = tuple[str, Mapping[str, str], float | None]
 

@@ -21,7 +21,7 @@ def reading_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(exposition, "SMALL_PAGE_LINES", request.param)
 
 
-UPSTREAM = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
+UPSTREAM = Path(__file__).resolve().parents[2] / "fixtures" / "upstream"
 TEXT_FILES = sorted(p.relative_to(UPSTREAM).as_posix() for p in UPSTREAM.rglob("*.txt"))
 
 # Files that prometheus_client rejects (PROVENANCE.md says "does not parse"): the lines we drop, with
@@ -162,7 +162,7 @@ def test_broken_file_in_strict_mode_raises_at_the_first_bad_line(rel: str) -> No
 
 # The workspace's originals (``../shared/fixtures/upstream``), beside a dev checkout and CI's clone. The
 # tests above read only the committed copies; these compare the copies with whatever originals exist.
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "upstream"
 COMMITTED = sorted(
     p.relative_to(UPSTREAM).as_posix() for p in UPSTREAM.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"
 )

@@ -14,7 +14,7 @@ from collectors.metrics.prom_api import DEFAULT_TARGET_LABELS
 from collectors.normalise.dispatch import normalise
 from collectors.normalise.revision import REVISION_LABELS, model_version, pod_name_hash
 from collectors.samples import SourceFormat
-from tests.collectors.test_normalise import wide
+from tests.collectors.normalise.test_normalise import wide
 
 NAMES = [
     # Deployment pods: <deployment>-<pod-template-hash>-<suffix>.

@@ -16,7 +16,7 @@ from collectors.kube.target_attribution import attribute_targets, attribute_targ
 from collectors.samples import SourceFormat
 from collectors.targets import Target
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "upstream" / "kubernetes" / "core.v1.Pod.json"
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "upstream" / "kubernetes" / "core.v1.Pod.json"
 UPSTREAM_POD: dict[str, Any] = json.loads(FIXTURE.read_text())
 
 

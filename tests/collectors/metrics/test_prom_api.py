@@ -6,6 +6,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
@@ -202,3 +203,14 @@ def test_source_collect_normalises_every_job(backend: Server) -> None:
     assert set(got.gpu["gpu_uuid"]) == {"GPU-1", "GPU-2"}
     assert got.engine.height > 0
     assert set(got.engine["tenant"]) == {"t1"} and set(got.engine["model"]) == {"m"}
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ['x or vector(1)', 'rate(x[5m])', 'x[5m]', 'x offset 5m', 'sum(x)', '{__name__=~".*"}', ''],
+)
+def test_fetch_wide_refuses_anything_but_one_plain_vector_selector_before_asking(selector: str) -> None:
+    # Port 9 on loopback: nothing listens, so reaching the network would be a different error.
+    with pytest.raises(CollectorError, match="is not a plain series selector"):
+        fetch_wide("http://127.0.0.1:9", selector, start=datetime(2025, 1, 1, tzinfo=UTC),
+                   end=datetime(2025, 1, 1, 0, 5, tzinfo=UTC))
