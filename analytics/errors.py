@@ -120,3 +120,7 @@ class StoreError(FleetlensError):
 
 class PromQLError(FleetlensError):
     """A PromQL-compatible computation got input it cannot evaluate."""
+
+
+class CanaryError(FleetlensError):
+    """A canary comparison got samples it cannot evaluate (empty, NaN, all tied)."""
