@@ -129,6 +129,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(data_dir=Path(args.data_dir), minutes=args.minutes, seed=args.seed, config_path=args.config)
 
 
+def _cmd_canary_judge(args: argparse.Namespace) -> int:
+    from fleetlens.canary import canary_judge
+
+    if args.start >= args.end:
+        raise UsageError("--start", f"{args.start.isoformat()} is not before --end {args.end.isoformat()}")
+    return canary_judge(config_path=args.config, data_dir=args.data_dir, tenant=args.tenant, model=args.model,
+                        baseline=args.baseline, canary=args.canary, start=args.start, end=args.end,
+                        policy_path=args.policy, fmt=args.format)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _ArgumentParser(
@@ -188,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "data; the minute the data end in (a partial minute) holds what has arrived so far and is "
                         "rewritten by a later run")
     p.set_defaults(func=_cmd_rollup)
+
+    p = sub.add_parser("canary", help="canary analysis: judge a canary version against its baseline")
+    canary = p.add_subparsers(dest="canary_command", required=True, metavar="SUBCOMMAND")
+    p = canary.add_parser("judge", help="the verdict (promote|continue|inconclusive|rollback) and its evidence")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (data_dir)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the data sets are")
+    p.add_argument("--tenant", required=True, help="the tenant (namespace)")
+    p.add_argument("--model", required=True, help="the model name")
+    p.add_argument("--baseline", required=True, help="the baseline's version (pod template hash)")
+    p.add_argument("--canary", required=True, help="the canary's version (pod template hash)")
+    p.add_argument("--start", type=_parse_time, required=True, help="window start (ISO 8601)")
+    p.add_argument("--end", type=_parse_time, required=True, help="window end (ISO 8601)")
+    p.add_argument("--policy", type=Path, default=None, help="canary policy YAML (docs/canary-policy.md)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.set_defaults(func=_cmd_canary_judge)
 
     p = sub.add_parser("demo", help="simulate a fleet, collect some simulated minutes, show what was written")
     p.add_argument("--data-dir", default="demo-data", help="where to write the data sets")

@@ -32,7 +32,7 @@ from fleetlens.pipeline import (
 from fleetlens.text_files import read_utf8
 
 # Tables of tenants x models need room: at least 120 columns, more when the terminal has them.
-_console = Console(width=max(shutil.get_terminal_size((140, 40)).columns, 120))
+console = Console(width=max(shutil.get_terminal_size((140, 40)).columns, 120))
 _err = Console(stderr=True)
 
 
@@ -40,7 +40,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _load(config_path: Path | None) -> Config | None:
+def load_optional_config(config_path: Path | None) -> Config | None:
     return load_config(config_path) if config_path is not None else None
 
 
@@ -80,7 +80,7 @@ def parse_file(path: Path, *, fmt: str, strict: bool, limit: int | None) -> int:
                 break
             lab = ",".join(f'{k}="{row[k]}"' for k in labels if row[k] is not None)
             table.add_row(row[NAME], lab, repr(row[VALUE]), str(row[TS] or ""))
-        _console.print(table)
+        console.print(table)
     for d in page.dropped:
         print(f"dropped {source}:{d.line}: {d.reason}", file=sys.stderr)
     for w in page.warnings:
@@ -101,7 +101,7 @@ def simulate(*, config_path: Path | None, seed: int | None, speed: float | None,
     from fleetlens.demo import write_sim_files
     from simulator import Simulation, build_fleet_spec
 
-    cfg = _load(config_path)
+    cfg = load_optional_config(config_path)
     overrides: dict[str, object] = dict(cfg.simulator or {}) if cfg is not None else {}
     if seed is not None:
         overrides["seed"] = seed
@@ -134,7 +134,7 @@ def _progress() -> Progress:
 def collect(*, config_path: Path | None, data_dir: Path | None, rounds: int, prometheus: str | None,
             start: datetime | None, end: datetime | None, pod_list: Path | None) -> int:
     """``fleetlens collect``: scrape configured targets, or read a Prometheus-API window, into data sets."""
-    cfg = _load(config_path)
+    cfg = load_optional_config(config_path)
     root = data_dir or (cfg.data_dir if cfg is not None else None)
     if root is None:
         raise ConfigError("data_dir", "no data directory: pass --data-dir or set data_dir in the config")
@@ -198,14 +198,14 @@ def _collect_prometheus(cfg: Config | None, url: str, root: Path, start: datetim
 
 
 def _print_summary(summary: CollectSummary, root: Path) -> None:
-    _console.print(
+    console.print(
         f"{summary.rounds} round(s), {summary.scrapes_ok} scrape(s) up, {summary.scrapes_failed} down, "
         f"{summary.dropped_lines} malformed line(s) dropped"
     )
     table = Table("data set", "rows written", title=f"written under {root}")
     for name, n in sorted(summary.rows.items()):
         table.add_row(name, str(n))
-    _console.print(table)
+    console.print(table)
 
 
 def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None) -> int:
@@ -214,13 +214,13 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
     from fleetlens.pipeline import build_and_write_rollups
     from simulator import build_fleet_spec
 
-    cfg = _load(config_path)
+    cfg = load_optional_config(config_path)
     overrides: dict[str, object] = dict(cfg.simulator or {}) if cfg is not None else {}
     overrides.setdefault("seed", seed)
     spec = build_fleet_spec(overrides)
     interval_s = cfg.collect.interval_s if cfg is not None else 15.0
     rounds = max(1, int(minutes * 60 / interval_s))
-    _console.print(f"simulated fleet: seed {spec.seed}, cluster {spec.cluster}, tenants {', '.join(spec.tenants)}; "
+    console.print(f"simulated fleet: seed {spec.seed}, cluster {spec.cluster}, tenants {', '.join(spec.tenants)}; "
                    f"scraping its /metrics endpoints on 127.0.0.1 every {interval_s:g} simulated s")
     with _progress() as progress:
         task = progress.add_task(f"collecting {minutes:g} simulated minutes", total=rounds)
@@ -233,16 +233,16 @@ def demo(*, data_dir: Path, minutes: float, seed: int, config_path: Path | None)
                          ("tenants x models (engine_samples)", summarise_models(data_dir)),
                          ("GPUs per tenant (gpu_samples; empty tenant = idle)", summarise_gpus(data_dir)),
                          ("rollups: tenant x model x version", summarise_rollups(rollups))):
-        _print_frame(title, frame)
-    _console.print(f"raw request log, OTLP traces, rollout events and pod/node lists: {result.raw_dir}")
+        print_frame(title, frame)
+    console.print(f"raw request log, OTLP traces, rollout events and pod/node lists: {result.raw_dir}")
     return 0
 
 
-def _print_frame(title: str, frame: pl.DataFrame) -> None:
+def print_frame(title: str, frame: pl.DataFrame) -> None:
     table = Table(*frame.columns, title=title)
     for row in frame.iter_rows():
         table.add_row(*(_cell(v) for v in row))
-    _console.print(table)
+    console.print(table)
 
 
 def _cell(v: object) -> str:
@@ -255,7 +255,7 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def _data_dir(cfg: Config | None, data_dir: Path | None) -> Path:
+def resolve_data_dir(cfg: Config | None, data_dir: Path | None) -> Path:
     if data_dir is not None:
         return Path(data_dir)
     if cfg is not None:
@@ -268,8 +268,8 @@ def ingest(*, config_path: Path | None, data_dir: Path | None, gateway_logs: lis
     """``fleetlens ingest``: file-borne streams into data sets; every bad line is listed, good ones kept."""
     from fleetlens.ingest import IngestReport, ingest_events, ingest_kubernetes, ingest_requests, read_json
 
-    cfg = _load(config_path)
-    root = _data_dir(cfg, data_dir)
+    cfg = load_optional_config(config_path)
+    root = resolve_data_dir(cfg, data_dir)
     if not (gateway_logs or otlp or events or kubernetes):
         raise ConfigError("ingest", "nothing to ingest: give --gateway-log, --otlp, --events or --kubernetes")
     report = IngestReport()
@@ -293,7 +293,7 @@ def _print_ingest(report: object, root: Path) -> None:
     table = Table("data set", "rows written", title=f"written under {root}")
     for name, n in sorted(rows.items()):
         table.add_row(name, str(n))
-    _console.print(table)
+    console.print(table)
     for p in problems[:50]:
         print(f"skipped {p}", file=sys.stderr)
     if len(problems) > 50:
@@ -306,9 +306,9 @@ def rollup(*, config_path: Path | None, data_dir: Path | None, start: datetime, 
 
     if start >= end:
         raise UsageError("--start", f"{start.isoformat()} is not before --end {end.isoformat()}")
-    root = _data_dir(_load(config_path), data_dir)
+    root = resolve_data_dir(load_optional_config(config_path), data_dir)
     rollups = build_and_write_rollups(root, start=start, end=end)
     minutes = rollups.get_column("ts").n_unique() if rollups.height else 0
-    _console.print(f"{rollups.height} rollup rows over {minutes} minute(s) written under {root}")
-    _print_frame("per tenant x model x version", summarise_rollups(rollups))
+    console.print(f"{rollups.height} rollup rows over {minutes} minute(s) written under {root}")
+    print_frame("per tenant x model x version", summarise_rollups(rollups))
     return 0
