@@ -132,8 +132,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_canary_judge(args: argparse.Namespace) -> int:
     from fleetlens.canary import canary_judge
 
-    if args.start >= args.end:
-        raise UsageError("--start", f"{args.start.isoformat()} is not before --end {args.end.isoformat()}")
     return canary_judge(config_path=args.config, data_dir=args.data_dir, tenant=args.tenant, model=args.model,
                         baseline=args.baseline, canary=args.canary, start=args.start, end=args.end,
                         policy_path=args.policy, fmt=args.format)

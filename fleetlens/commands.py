@@ -304,8 +304,6 @@ def rollup(*, config_path: Path | None, data_dir: Path | None, start: datetime, 
     """``fleetlens rollup``: rebuild the per-minute rollups of ``[start, end)`` from the stored data sets."""
     from fleetlens.pipeline import build_and_write_rollups
 
-    if start >= end:
-        raise UsageError("--start", f"{start.isoformat()} is not before --end {end.isoformat()}")
     root = resolve_data_dir(load_optional_config(config_path), data_dir)
     rollups = build_and_write_rollups(root, start=start, end=end)
     minutes = rollups.get_column("ts").n_unique() if rollups.height else 0
