@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -26,6 +26,7 @@ _LATENCY_COLUMNS: Mapping[CanarySignal, str] = {
     CanarySignal.E2E: "e2e_s", CanarySignal.TTFT: "ttft_s", CanarySignal.ITL: "itl_s", CanarySignal.QUEUE: "queue_s",
 }
 _ERRORS = [RequestStatus.ERROR.value, RequestStatus.TIMEOUT.value]
+_OPEN_END = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,9 @@ def compute_warmup_intervals(timeline: pl.DataFrame, *, tenant: str, model: str,
     last_weight: float | None = None
     for row in rows.iter_rows(named=True):
         start, end = row["valid_from"], row["valid_to"]
-        if row["canary_warming"] and end is not None:
-            out.append((start, end))
+        if row["canary_warming"]:
+            # Still warming at the last row: left out until further notice.
+            out.append((start, end if end is not None else _OPEN_END))
         weight = row["canary_weight_pct"]
         if weight != last_weight and warmup_s > 0:
             out.append((start, start + timedelta(seconds=warmup_s)))

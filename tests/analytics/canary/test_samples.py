@@ -30,6 +30,13 @@ def test_without_a_warm_up_window_only_the_warming_rows_are_left_out() -> None:
     assert got == [(_at(100), _at(160))]
 
 
+def test_a_canary_still_warming_at_the_last_row_is_left_out_from_then_on() -> None:
+    timeline = build_version_timeline(_frame(_row(0, "warmup_started", "v1"), _row(100, "started", "v2"),
+                                             _row(100, "weight", None, 20), _row(110, "warmup_started", "v2")))
+    (interval,) = compute_warmup_intervals(timeline, tenant="team-a", model="m", canary_version="v2", warmup_s=30)
+    assert interval[0] == _at(100) and interval[1] > _at(10**7)
+
+
 def _requests(rows: list[tuple[float, str, str, float | None]]) -> pl.DataFrame:
     """(seconds after T0, version, status, e2e) -> requests rows of team-a's model m."""
     return conform(pl.DataFrame({
